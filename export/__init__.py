@@ -1,0 +1,1 @@
+"""Export stage: training checkpoint -> TorchScript and ONNX model files."""

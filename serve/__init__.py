@@ -1,0 +1,1 @@
+"""Sampling side of the project: numpy, Pillow and onnxruntime only, never torch."""

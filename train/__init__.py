@@ -1,0 +1,1 @@
+"""Training stage: the DCGAN, the sprite data and the training loop (needs the `train` extra: torch)."""

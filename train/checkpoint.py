@@ -1,0 +1,71 @@
+"""Checkpoints: one dict of tensors and plain values, written atomically, read with weights_only=True."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+FORMAT = 1  # bump when the layout of the dict changes; load_checkpoint names the difference
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable checkpoint; the message says which and why."""
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("dcgan-pokemon")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def checkpoint_path(run_or_file: str | Path) -> Path:
+    """A run folder means its checkpoint.pt; a file is taken as is."""
+    path = Path(run_or_file)
+    return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write to a temporary file beside `path`, flush it to disk, then rename over `path`.
+
+    A crash (even SIGKILL) mid-write leaves the previous checkpoint untouched.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint written by save_checkpoint, refusing anything else with a one-line reason."""
+    path = checkpoint_path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        # weights_only: tensors and plain containers only; a pickle that carries code is refused, not run
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
+        raise CheckpointError(f"{path} is refused: it holds more than weights ({first})") from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or another kind of file)") from err
+    if not isinstance(state, dict) or "format" not in state or "generator" not in state:
+        raise CheckpointError(f"{path} is a torch file but not a dcgan checkpoint")
+    if state["format"] != FORMAT:
+        raise CheckpointError(
+            f"{path} has checkpoint format {state['format']}, this version reads format {FORMAT} "
+            f"(written by dcgan-pokemon {state.get('package_version', '?')}, this is {package_version()})"
+        )
+    return state

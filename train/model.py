@@ -1,0 +1,138 @@
+"""The DCGAN generator and discriminator, following Radford et al. (2016) at 96x96 RGBA.
+
+Strided (transposed) convolutions only, no pooling, no dense layers; batch norm everywhere except the
+generator's output and the discriminator's input; ReLU + tanh in the generator; LeakyReLU(0.2) in the
+discriminator, which returns logits. The spatial path is 1 -> 6 -> 12 -> 24 -> 48 -> 96: one 6x6 projection
+then a doubling per stage, so 96 px comes out natively.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+BASE_SIZE = 6  # side of the first feature map; every later stage doubles it
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    nz: int = 100  # latent size
+    ngf: int = 64  # generator width: channels of the last hidden stage
+    ndf: int = 64  # discriminator width: channels of the first stage
+    channels: int = 4  # RGBA
+    image_size: int = 96
+
+    def __post_init__(self) -> None:
+        for name in ("nz", "ngf", "ndf", "channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.stages < 1 or BASE_SIZE * 2**self.stages != self.image_size:
+            raise ValueError(f"image_size must be {BASE_SIZE}·2^k with k >= 1 (12, 24, 48, 96, ...), got {self.image_size}")
+
+    @property
+    def stages(self) -> int:
+        """Number of doubling stages from BASE_SIZE to image_size (4 at 96 px)."""
+        ratio = self.image_size / BASE_SIZE
+        return round(math.log2(ratio)) if ratio >= 1 else 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class Generator(nn.Module):
+    """z (B, nz) or (B, nz, 1, 1) -> image (B, channels, size, size) in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        width = cfg.ngf * 2 ** (cfg.stages - 1)  # 512 at ngf=64, 96 px
+        layers: list[nn.Module] = [
+            # project z to the first feature map: (ngf*8) x 6 x 6 at 96 px
+            nn.ConvTranspose2d(cfg.nz, width, BASE_SIZE, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
+        # each stage doubles the side and halves the width:
+        # (ngf*4) x 12 x 12 -> (ngf*2) x 24 x 24 -> ngf x 48 x 48
+        for _ in range(cfg.stages - 1):
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+            ]
+            width //= 2
+        # channels x 96 x 96; no batch norm on the output layer
+        layers += [nn.ConvTranspose2d(width, cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() == 2:
+            z = z[:, :, None, None]
+        return self.main(z)
+
+
+class Discriminator(nn.Module):
+    """image (B, channels, size, size) -> logits (B,)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        width = cfg.ndf
+        layers: list[nn.Module] = [
+            # ndf x 48 x 48; no batch norm on the input layer
+            nn.Conv2d(cfg.channels, width, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        # (ndf*2) x 24 x 24 -> (ndf*4) x 12 x 12 -> (ndf*8) x 6 x 6
+        for _ in range(cfg.stages - 1):
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width *= 2
+        # 1 x 1 x 1: a convolution over the whole 6x6 map instead of a dense layer; logits, no sigmoid
+        layers.append(nn.Conv2d(width, 1, BASE_SIZE, 1, 0, bias=False))
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).flatten()
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN init: conv weights ~ N(0, 0.02); batch-norm gains ~ N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
+    """A freshly initialised generator and discriminator (uses torch's global RNG: seed it first)."""
+    g, d = Generator(cfg), Discriminator(cfg)
+    g.apply(init_weights)
+    d.apply(init_weights)
+    return g, d
+
+
+def generator_flops(cfg: ModelConfig) -> int:
+    """Multiply-adds x 2 of one generator forward pass per sprite (convolutions only)."""
+    width, side = cfg.ngf * 2 ** (cfg.stages - 1), BASE_SIZE
+    flops = 2 * cfg.nz * width * side * side
+    for _ in range(cfg.stages - 1):
+        flops += 2 * side * side * width * (width // 2) * 16
+        side, width = side * 2, width // 2
+    flops += 2 * side * side * width * cfg.channels * 16
+    return flops
