@@ -57,8 +57,9 @@ def load_checkpoint(path: str | Path) -> dict:
         # weights_only: tensors and plain containers only; a pickle that carries code is refused, not run
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
-        raise CheckpointError(f"{path} is refused: it holds more than weights ({first})") from err
+        lines = [x.strip() for x in str(err).splitlines() if "WeightsUnpickler error:" in x]
+        why = lines[0].split(":", 1)[1].split(". ")[0].strip() if lines else "unsupported content"
+        raise CheckpointError(f"{path} is refused: it holds more than weights and is never unpickled ({why})") from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or another kind of file)") from err
     if not isinstance(state, dict) or "format" not in state or "generator" not in state:

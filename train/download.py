@@ -106,7 +106,7 @@ def fetch_pokeapi_sprites(
         have = len(ids) - len(todo)
         click.echo(f"Downloading {len(todo)} sprites from {base_url} to {cache_dir}" + (f" ({have} already there)" if have else ""), err=True)
         with ThreadPoolExecutor(max_workers=workers) as pool, click.progressbar(
-            length=len(todo), label="sprites", file=None if show_progress else open(os.devnull, "w")
+            length=len(todo), label="sprites", hidden=not show_progress
         ) as bar:
             futures = {pool.submit(_fetch, f"{base_url}{i}.png", cache_dir / f"{i}.png", retries, backoff, timeout): i for i in todo}
             try:

@@ -1,0 +1,49 @@
+"""Shared fixtures: small synthetic sprites (never the real data), and the shared data folder when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def synthetic_sprite(rng: np.random.Generator, size: tuple[int, int] = (96, 96)) -> Image.Image:
+    """A palette sprite like the real ones: a coloured blob on a transparent background (tRNS index 0)."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h
+    rx, ry = rng.uniform(0.15, 0.3) * w, rng.uniform(0.15, 0.3) * h
+    inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+    idx = np.zeros((h, w), np.uint8)
+    idx[inside] = 1 + (xx[inside] * 3 // w + yy[inside] * 2 // h).astype(np.uint8)  # a few colour patches
+    img = Image.fromarray(idx, "P")
+    palette = [0, 0, 0] + [int(v) for v in rng.integers(0, 256, 3 * 7)]
+    img.putpalette(palette + [0] * (768 - len(palette)))
+    img.info["transparency"] = 0
+    return img
+
+
+@pytest.fixture
+def make_sprites(tmp_path):
+    """make_sprites(n, folder_name='sprites', size=(96, 96), seed=0) -> a folder of n palette PNG sprites."""
+
+    def make(n: int, name: str = "sprites", size: tuple[int, int] = (96, 96), seed: int = 0) -> Path:
+        folder = tmp_path / name
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            synthetic_sprite(rng, size).save(folder / f"{i + 1}.png", transparency=0)
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "pokemon").is_dir():
+        pytest.skip(f"shared sprite data not present at {SHARED_DATA}")
+    return SHARED_DATA

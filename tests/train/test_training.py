@@ -1,0 +1,159 @@
+"""Smoke training, checkpoints and resume, through the real CLI where a user would go through it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from dcgan.train.checkpoint import CheckpointError, load_checkpoint
+from dcgan.train.cli import main as train_main
+
+TINY = ["--ngf", "4", "--ndf", "4", "--batch-size", "4", "-q"]
+
+
+def train(*args):
+    result = CliRunner().invoke(train_main, [*map(str, args)])
+    return result
+
+
+def assert_same_weights(a: dict, b: dict):
+    for key in ("generator", "discriminator"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs"
+    for key in ("opt_g", "opt_d"):
+        for pid, st in a[key]["state"].items():
+            assert torch.equal(st["exp_avg_sq"], b[key]["state"][pid]["exp_avg_sq"]), f"{key} state differs"
+
+
+def test_smoke_training_writes_checkpoint_grids_metrics_and_progress(make_sprites, tmp_path):
+    data = make_sprites(12)
+    run = tmp_path / "run"
+    result = train("--data", data, "--out", run, "--epochs", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "Loaded 12 images" in result.output and "0 skipped" in result.output
+    state = load_checkpoint(run)
+    assert state["epoch"] == 2 and state["step"] == 2 * (12 // 4)
+    assert state["model_config"]["ngf"] == 4 and state["data"]["count"] == 12
+    assert sorted(p.name for p in (run / "grids").iterdir()) == ["epoch0001.png", "epoch0002.png"]
+    with Image.open(run / "grids" / "epoch0002.png") as grid:
+        assert grid.size == (8 * 98 + 2, 8 * 98 + 2)  # 64 fixed seeds, 8 x 8 with 2 px gutters
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
+    assert {"loss_d", "loss_g", "d_x", "d_g_z", "images_per_s"} <= set(lines[0])
+    with Image.open(run / "progress.gif") as gif:
+        assert gif.format == "GIF" and gif.size == (393, 393)  # the grids at half size
+    # training moved the weights away from their init
+    torch.manual_seed(0)
+    from dcgan.train.model import ModelConfig, build_models
+
+    g0, _ = build_models(ModelConfig.from_dict(state["model_config"]))
+    assert not torch.equal(g0.state_dict()["main.0.weight"], state["generator"]["main.0.weight"])
+
+
+def test_resumed_run_matches_uninterrupted_run(make_sprites, tmp_path):
+    data = make_sprites(10)
+    assert train("--data", data, "--out", tmp_path / "a", "--epochs", 3, *TINY).exit_code == 0
+    assert train("--data", data, "--out", tmp_path / "b", "--epochs", 1, *TINY).exit_code == 0
+    result = train("--resume", tmp_path / "b", "--epochs", 3, "-q")
+    assert result.exit_code == 0, result.output
+    assert "Resuming" in result.output
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert b["epoch"] == 3 and b["step"] == a["step"]
+    assert_same_weights(a, b)
+
+
+@pytest.mark.slow
+def test_sigint_mid_training_saves_and_resumes_to_the_same_weights(make_sprites, tmp_path):
+    data = make_sprites(40)
+    args = ["--data", data, "--epochs", 4, "--ngf", 8, "--ndf", 8, "--batch-size", 4, "-q"]
+    assert train(*args, "--out", tmp_path / "straight").exit_code == 0
+
+    run = tmp_path / "stopped"
+    cmd = [sys.executable, "-m", "dcgan.train", *map(str, args), "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:  # wait until epoch 1 is done
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out and "--resume" in out
+    stopped = load_checkpoint(run)
+    assert 1 <= stopped["epoch"] < 4, "interrupted before the end"
+
+    result = train("--resume", run, "-q")
+    assert result.exit_code == 0, result.output
+    assert_same_weights(load_checkpoint(tmp_path / "straight"), load_checkpoint(run))
+
+
+def test_existing_run_folder_is_never_reused(make_sprites, tmp_path):
+    data = make_sprites(4)
+    run = tmp_path / "run"
+    assert train("--data", data, "--out", run, "--epochs", 1, *TINY).exit_code == 0
+    before = (run / "checkpoint.pt").stat().st_mtime_ns
+    result = train("--data", data, "--out", run, "--epochs", 1, *TINY)
+    assert result.exit_code == 2 and f"--resume {run}" in result.output
+    assert (run / "checkpoint.pt").stat().st_mtime_ns == before
+
+
+def test_default_run_folders_count_up(make_sprites, tmp_path, monkeypatch):
+    data = make_sprites(4)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "7").mkdir(parents=True)
+    (tmp_path / "runs" / "demo").mkdir()
+    result = train("--data", data, "--epochs", 1, *TINY)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "8" / "checkpoint.pt").is_file()
+
+
+def test_resume_refuses_other_settings_other_data_and_finished_runs(make_sprites, tmp_path):
+    data = make_sprites(4)
+    run = tmp_path / "run"
+    assert train("--data", data, "--out", run, "--epochs", 1, *TINY).exit_code == 0
+    result = train("--resume", run, "--epochs", 2, "--batch-size", 2)
+    assert result.exit_code == 2 and "--batch-size" in result.output and "checkpoint" in result.output
+    other = make_sprites(4, name="other", seed=1)
+    result = train("--resume", run, "--epochs", 2, "--data", other)
+    assert result.exit_code == 2 and "differ" in result.output
+    result = train("--resume", run, "--epochs", 1)
+    assert result.exit_code == 2 and "already trained 1 epochs" in result.output
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_with_code_is_refused_and_not_run(tmp_path):
+    Exploit.marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": 1, "generator": Exploit()}, evil)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(evil)
+    assert not Exploit.marker.exists()
+    result = train("--resume", evil)
+    assert result.exit_code == 2 and "refused" in result.output and "Traceback" not in result.output
+    assert not Exploit.marker.exists()
+
+
+def test_truncated_and_foreign_checkpoints_are_clear_errors(tmp_path, make_sprites):
+    run = tmp_path / "run"
+    assert train("--data", make_sprites(4), "--out", run, "--epochs", 1, *TINY).exit_code == 0
+    blob = (run / "checkpoint.pt").read_bytes()
+    (tmp_path / "half.pt").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "half.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a dcgan checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    state = load_checkpoint(run)
+    torch.save({**state, "format": 99}, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="format 99"):
+        load_checkpoint(tmp_path / "future.pt")

