@@ -27,7 +27,7 @@ def sheet(sprites: np.ndarray, columns: int | None = None, padding: int = 2, bac
     columns = columns or max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / columns))
     canvas = np.empty((rows * (h + padding) + padding, columns * (w + padding) + padding, 3), np.uint8)
-    canvas[:] = np.asarray(background, np.uint8) * 0.8  # slightly darker gutters separate the cells
+    canvas[:] = 255  # white gutters separate the cells from the grey background
     for i, tile in enumerate(composite(sprites, background)):
         r, c = divmod(i, columns)
         y, x = padding + r * (h + padding), padding + c * (w + padding)
