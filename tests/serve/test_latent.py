@@ -1,5 +1,4 @@
 import numpy as np
-
 from dcgan.serve.latent import LATENT_RECIPE, latent, latents
 
 

@@ -9,14 +9,13 @@ from io import BytesIO
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import synthetic_sprite
 from dcgan.train.cli import main as train_main
 from dcgan.train.download import DownloadError, fetch_pokeapi_sprites
 
 
 class SpriteServer:
-    """Serves /sprites/pokemon/<id>.png for `ids`; 404 for others; the first request for each id in `flaky` gets a 503."""
+    """Serves /sprites/pokemon/<id>.png for `ids`, 404 for others; the first request of an id in `flaky` gets 503."""
 
     def __init__(self, ids, flaky=()):
         rng = np.random.default_rng(0)
@@ -98,7 +97,9 @@ def test_interrupted_download_resumes_with_only_the_missing_files(tmp_path, serv
 
 def test_no_network_says_where_to_get_the_sprites(tmp_path):
     with pytest.raises(DownloadError, match="--data"):
-        fetch_pokeapi_sprites(tmp_path / "c", closed_port_url(), ids=range(1, 3), retries=1, backoff=0.01, show_progress=False)
+        fetch_pokeapi_sprites(
+            tmp_path / "c", closed_port_url(), ids=range(1, 3), retries=1, backoff=0.01, show_progress=False
+        )
     assert not (tmp_path / "c" / "manifest.json").exists()
 
 

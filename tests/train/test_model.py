@@ -1,8 +1,8 @@
 import pytest
 import torch
+from dcgan.train.config import ModelConfig
+from dcgan.train.model import Discriminator, Generator, build_models, generator_flops
 from torch import nn
-
-from dcgan.train.model import Discriminator, Generator, ModelConfig, build_models, generator_flops
 
 
 def test_generator_makes_native_96px_rgba_in_tanh_range():
@@ -33,7 +33,9 @@ def test_follows_dcgan_guidelines(net):
     assert all(c.stride == (2, 2) for c in convs[1:-1]), "hidden stages resample by stride"
     if net is Generator:
         assert isinstance(layers[-1], nn.Tanh) and isinstance(layers[-2], nn.ConvTranspose2d)  # no BN on output
-        assert all(isinstance(m, nn.ReLU) for m in layers[:-1] if not isinstance(m, (nn.ConvTranspose2d, nn.BatchNorm2d)))
+        assert all(
+            isinstance(m, nn.ReLU) for m in layers[:-1] if not isinstance(m, (nn.ConvTranspose2d, nn.BatchNorm2d))
+        )
     else:
         assert isinstance(layers[1], nn.LeakyReLU) and layers[1].negative_slope == 0.2  # no BN on input
         assert isinstance(layers[-1], nn.Conv2d)  # logits straight out of a convolution

@@ -7,13 +7,16 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
-
+from conftest import synthetic_sprite
 from dcgan.train.checkpoint import CheckpointError, load_checkpoint
 from dcgan.train.cli import main as train_main
+from dcgan.train.config import ModelConfig
+from dcgan.train.model import build_models
+from PIL import Image
 
 TINY = ["--ngf", "4", "--ndf", "4", "--batch-size", "4", "-q"]
 
@@ -51,8 +54,6 @@ def test_smoke_training_writes_checkpoint_grids_metrics_and_progress(make_sprite
         assert gif.format == "GIF" and gif.size == (393, 393)  # the grids at half size
     # training moved the weights away from their init
     torch.manual_seed(0)
-    from dcgan.train.model import ModelConfig, build_models
-
     g0, _ = build_models(ModelConfig.from_dict(state["model_config"]))
     assert not torch.equal(g0.state_dict()["main.0.weight"], state["generator"]["main.0.weight"])
 
@@ -157,3 +158,14 @@ def test_truncated_and_foreign_checkpoints_are_clear_errors(tmp_path, make_sprit
     torch.save({**state, "format": 99}, tmp_path / "future.pt")
     with pytest.raises(CheckpointError, match="format 99"):
         load_checkpoint(tmp_path / "future.pt")
+
+
+def test_folder_of_gifs_of_assorted_sizes_trains(tmp_path):
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "gifs"
+    folder.mkdir()
+    for i, size in enumerate([(96, 96), (64, 64), (40, 56), (120, 90), (30, 30), (200, 150)]):
+        synthetic_sprite(rng, size).save(folder / f"{i}.gif", transparency=0)
+    result = train("--data", folder, "--out", tmp_path / "run", "--epochs", 1, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "Loaded 6 images" in result.output and load_checkpoint(tmp_path / "run")["epoch"] == 1
