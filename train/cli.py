@@ -154,15 +154,21 @@ def main(
                 sample_every=sample_every,
             ),
         )
-    stop = threading.Event()
+    stop = StopRequest()
     with _stop_on_signals(stop):
         session.run(job, stop=stop, show_progress=not quiet)
+
+
+class StopRequest(threading.Event):
+    """Set by a signal handler; remembers which signal, for the exit status (128 + signum)."""
+
+    signum: int = signal.SIGINT
 
 
 class _stop_on_signals:
     """Ctrl-C / SIGTERM set `stop` so training checkpoints and ends; a second one stops at once."""
 
-    def __init__(self, stop: threading.Event):
+    def __init__(self, stop: StopRequest):
         self.stop, self.previous = stop, {}
 
     def _handle(self, signum, _frame):

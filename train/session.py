@@ -129,8 +129,7 @@ def run(job: Job, stop: threading.Event | None = None, show_progress: bool = Tru
             f"Continue with: dcgan-train --resume {job.run_dir} --epochs {job.epochs}",
             err=True,
         )
-        signum = getattr(stop, "signum", 2)
-        raise click.exceptions.Exit(128 + signum)
+        raise click.exceptions.Exit(128 + int(getattr(stop, "signum", 2)))
     click.echo(
         f"Done: {result.epoch} epochs, {result.step} steps. Checkpoint {result.checkpoint}; grids in "
         f"{job.run_dir / 'grids'}; progress {job.run_dir / 'progress.gif'}; metrics {job.run_dir / 'metrics.jsonl'}"
