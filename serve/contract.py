@@ -1,0 +1,59 @@
+"""The model contract: what an exported generator file takes, returns and says about itself.
+
+Export writes files that follow it, the sampler reads them by it, and apps that use neither can rely on it
+(README, "Embed the generator"). numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INPUT = "z"  # float32 [batch, nz], one row per seed (see dcgan.serve.latent)
+OUTPUT_IMAGE = "image"  # float32 [batch, 4, 96, 96], RGBA, channels first, in [-1, 1]
+OUTPUT_SPRITE = "sprite"  # uint8 [batch, 96, 96, 4], RGBA, channels last, finished (see finish_sprites)
+
+# File names inside an export folder, by variant.
+FILES = {
+    "fp32": "generator.onnx",
+    "fp16": "generator-fp16.onnx",
+    "rgba8": "generator-rgba8.onnx",
+    "torchscript": "generator.torchscript",
+    "torchscript-fp16": "generator-fp16.torchscript",
+}
+EXPORT_MANIFEST = "export.json"
+
+# ONNX metadata_props keys (TorchScript files carry the same dict as JSON in _extra_files["dcgan.json"]).
+META_PREFIX = "dcgan."
+META_KEYS = (
+    "variant",  # fp32 | fp16 | rgba8 | torchscript | torchscript-fp16
+    "nz",  # latent size
+    "image_size",
+    "channels",
+    "layout",  # NCHW for `image`, NHWC for `sprite`
+    "output_name",
+    "output_dtype",
+    "output_range",  # "[-1, 1]" or "[0, 255]"
+    "latent_recipe",  # the numpy line that turns a seed into z
+    "model_config",  # JSON
+    "train_config",  # JSON
+    "checkpoint_sha256",
+    "data_fingerprint",
+    "package_version",
+    "exported",  # ISO 8601, UTC
+)
+TORCHSCRIPT_EXTRA_FILE = "dcgan.json"
+
+
+def finish_sprites(image: np.ndarray) -> np.ndarray:
+    """float [-1, 1] (B, 4, H, W) -> uint8 RGBA (B, H, W, 4), finished like a real sprite.
+
+    Levels are round((x + 1) * 127.5) clipped to 0..255 (numpy, torch and ONNX all round half to even).
+    Alpha is made hard like the real sprites' (every real sprite's alpha is exactly 0 or 255): opaque where
+    the raw alpha is above the midpoint 0. RGB is 0 where alpha is 0, so transparent pixels carry no stray
+    colour. generator-rgba8.onnx does the same inside its graph.
+    """
+    levels = np.clip(np.round((image.astype(np.float32) + 1.0) * 127.5), 0, 255)
+    opaque = image[:, 3:4] > 0
+    rgb = levels[:, :3] * opaque
+    alpha = opaque * np.float32(255)
+    return np.concatenate([rgb, alpha], axis=1).astype(np.uint8).transpose(0, 2, 3, 1)

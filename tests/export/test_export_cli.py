@@ -1,0 +1,73 @@
+"""How dcgan-export picks its source and refuses to lose or publish anything by surprise."""
+
+import pytest
+from click.testing import CliRunner
+
+from dcgan.export import parity
+from dcgan.export.cli import main as export_main
+from dcgan.train.cli import main as train_main
+
+
+def export(*args):
+    return CliRunner().invoke(export_main, [*map(str, args)])
+
+
+@pytest.fixture
+def tiny_run(make_sprites, tmp_path):
+    def make(out):
+        args = ["--data", make_sprites(4), "--out", out, "--epochs", 1, "--ngf", 4, "--ndf", 4, "--batch-size", 4, "-q"]
+        result = CliRunner().invoke(train_main, list(map(str, args)))
+        assert result.exit_code == 0, result.output
+        return out
+
+    return make
+
+
+def test_bare_onnx_exports_the_newest_run_and_says_which(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny_run(tmp_path / "runs" / "old")
+    tiny_run(tmp_path / "runs" / "new")
+    result = export("--onnx", "--no-fp16", "-q")
+    assert result.exit_code == 0, result.output
+    assert "Exporting runs/new (the newest run under runs/)" in result.output
+    assert sorted(p.name for p in (tmp_path / "runs" / "new" / "export").iterdir()) == [
+        "export.json", "generator-rgba8.onnx", "generator.onnx",
+    ]  # fmt: skip
+    assert not (tmp_path / "runs" / "old" / "export").exists()
+
+
+def test_existing_files_are_kept_unless_overwrite(tiny_run, tmp_path):
+    run = tiny_run(tmp_path / "run")
+    assert export(run, "--torchscript", "--no-fp16", "-q").exit_code == 0
+    model = run / "export" / "generator.torchscript"
+    before = model.stat().st_mtime_ns
+    result = export(run, "--torchscript", "--no-fp16", "-q")
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert model.stat().st_mtime_ns == before
+    assert export(run, "--torchscript", "--no-fp16", "--overwrite", "-q").exit_code == 0
+    assert model.stat().st_mtime_ns != before
+
+
+def test_a_failed_parity_check_publishes_nothing(tiny_run, tmp_path, monkeypatch):
+    run = tiny_run(tmp_path / "run")
+    monkeypatch.setattr(parity, "FP32_MAX_ABS", -1.0)  # no fp32 file can pass
+    result = export(run, "--torchscript", "--out", tmp_path / "models")
+    assert result.exit_code == 1
+    assert "parity check failed for generator.torchscript" in result.output and "NO" in result.output
+    assert list((tmp_path / "models").iterdir()) == []  # not even the fp16 file that passed
+
+
+def test_missing_source_and_no_runs_are_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = export("--onnx")
+    assert result.exit_code == 2 and "no run with a checkpoint under runs/" in result.output
+    result = export(tmp_path / "nope")
+    assert result.exit_code == 2 and "does not exist" in result.output
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    result = export(tmp_path / "junk.pt")
+    assert result.exit_code == 2 and "not a readable checkpoint" in result.output and "Traceback" not in result.output
+
+
+def test_help_warns_that_torchscript_is_code():
+    result = export("--help")
+    assert result.exit_code == 0 and "TorchScript file is code" in result.output
