@@ -80,6 +80,7 @@ def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path, output: st
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on dynamic_axes and deprecations
         raw = Path(tmp) / "raw.onnx"
+        dynamo = _has_onnxscript()
         torch.onnx.export(
             module,
             (example,),
@@ -88,9 +89,8 @@ def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path, output: st
             output_names=[output],
             dynamic_axes={INPUT: {0: "batch"}, output: {0: "batch"}},
             opset_version=OPSET,
-            dynamo=True,
-            external_data=False,  # one self-contained file
-            verbose=False,
+            dynamo=dynamo,
+            **({"external_data": False, "verbose": False} if dynamo else {}),  # one self-contained file
         )
         model = onnx.load(raw)
     model.ir_version = IR_VERSION
@@ -105,6 +105,16 @@ def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path, output: st
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
     _atomic(path, lambda tmp: onnx.save_model(model, str(tmp)))
+
+
+def _has_onnxscript() -> bool:
+    """The torch.export-based exporter needs onnxscript; without it (a bare CUDA box, say) fall back to the
+    TorchScript-based exporter, which gives an equivalent graph that keeps batch norm as separate nodes."""
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _write_torchscript(module: nn.Module, example: torch.Tensor, path: Path, output: str, metadata: dict) -> None:

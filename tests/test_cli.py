@@ -80,6 +80,12 @@ def test_train_without_torch_names_the_extra(no_torch_env, tmp_path):
     assert "pip install 'dcgan-pokemon[train]'" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_export_without_torch_names_the_extra(no_torch_env, tmp_path):
+    result = run(command("dcgan-export") + ["--onnx"], env=no_torch_env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "dcgan-export needs PyTorch" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_serve_imports_without_torch(no_torch_env):
     code = (
         "import dcgan.serve.latent, dcgan.serve.images, dcgan.serve.cli; import sys; assert 'torch' not in sys.modules"

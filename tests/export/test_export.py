@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from conftest import synthetic_sprite
 from dcgan.export.cli import main as export_main
+from dcgan.export.demo import calibrate
 from dcgan.export.exporter import load_generator
 from dcgan.serve.latent import latents
 from dcgan.train.checkpoint import load_checkpoint, save_checkpoint
@@ -31,24 +32,9 @@ BATCHES = [1, 7, 64]
 
 
 def widen_outputs(ckpt):
-    """Make a two-epoch model's eval-mode outputs span [-1, 1], as a trained model's do.
-
-    After a few steps the running batch-norm statistics still hold their initial values, so eval-mode outputs
-    sit within 1e-3 of 0, where every tolerance passes trivially. Recalibrate them on 256 latents and scale
-    the output layer so parity is tested on values that use the whole range, alpha on both sides of 0.
-    """
+    """Make a two-epoch model's eval-mode outputs span [-1, 1], as a trained model's do (see export.demo)."""
     state = load_checkpoint(ckpt)
-    generator = load_generator(state)
-    for m in generator.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average: the statistics of exactly these batches
-    generator.train()
-    with torch.no_grad():
-        generator(torch.from_numpy(latents(range(256), generator.cfg.nz)))
-        last = [m for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
-        last.weight.mul_(1.0 / last.weight.std())
-    state["generator"] = generator.state_dict()
+    state["generator"] = calibrate(load_generator(state), state["model_config"]["nz"]).state_dict()
     save_checkpoint(state, ckpt)
 
 

@@ -1,9 +1,10 @@
 """How dcgan-export picks its source and refuses to lose or publish anything by surprise."""
 
+import onnx
 import pytest
 from click.testing import CliRunner
 
-from dcgan.export import parity
+from dcgan.export import formats, parity
 from dcgan.export.cli import main as export_main
 from dcgan.train.cli import main as train_main
 
@@ -71,3 +72,12 @@ def test_missing_source_and_no_runs_are_clear_errors(tmp_path, monkeypatch):
 def test_help_warns_that_torchscript_is_code():
     result = export("--help")
     assert result.exit_code == 0 and "TorchScript file is code" in result.output
+
+
+def test_without_onnxscript_the_torchscript_based_exporter_is_used(tiny_run, tmp_path, monkeypatch):
+    run = tiny_run(tmp_path / "run")
+    monkeypatch.setattr(formats, "_has_onnxscript", lambda: False)
+    result = export(run, "--onnx", "--no-fp16", "-q")
+    assert result.exit_code == 0, result.output
+    ops = {n.op_type for n in onnx.load(str(run / "export" / "generator.onnx")).graph.node}
+    assert "BatchNormalization" in ops  # the legacy graph; the dynamo one folds batch norm away

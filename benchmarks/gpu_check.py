@@ -1,0 +1,201 @@
+"""The prepared CUDA check (../shared/GPU.md): every GPU path in one command, a short table last.
+
+    python benchmarks/gpu_check.py [--out DIR] [--checkpoint RUN_OR_CKPT]      # or GPU_CHECK_OUT=DIR
+
+1. Versions: card, driver, CUDA, cuDNN, torch, onnxruntime and its providers, the date.
+2. Export: the checkpoint given (default: a calibrated random width-64 generator, `dcgan.export.demo`) to
+   all five files, with the exporter's own CPU parity check.
+3. Parity on fresh seeds, batch 1, 7 and 256: onnxruntime CUDA fp32 and fp16, TorchScript CUDA fp32 and fp16,
+   each against PyTorch fp32 on the CPU (max / mean |difference|, uint8 levels that differ).
+4. Throughput, sprites/s (median of timed runs after warm-up, device synchronised): PyTorch eager,
+   TorchScript fp16, onnxruntime CUDA fp32 and fp16 with IOBinding, at batch 256 and 1024.
+
+A provider other than CUDA at the head of `session.get_providers()` is a fallback: the row says so and the
+check fails. Without a GPU the CUDA rows say "unavailable" and the script exits 1 after the CPU part.
+Its full log goes to OUT/gpu_check.log, the table to OUT/gpu_check.md.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from dcgan.export import formats as F
+from dcgan.export.demo import demo_checkpoint
+from dcgan.export.exporter import export_checkpoint, load_generator
+from dcgan.export.parity import compare, table
+from dcgan.serve.latent import latents
+from dcgan.train.checkpoint import load_checkpoint
+
+PARITY_BATCHES = (1, 7, 256)
+SPEED_BATCHES = (256, 1024)
+
+
+class Log:
+    def __init__(self, path: Path):
+        self.file = open(path, "w")
+
+    def __call__(self, msg: str = "") -> None:
+        click.echo(msg)
+        self.file.write(msg + "\n")
+        self.file.flush()
+
+
+def versions() -> list[str]:
+    import onnxruntime as ort
+
+    lines = [
+        f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f"python: {platform.python_version()}",
+    ]
+    lines.append(f"torch: {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+    if torch.cuda.is_available():
+        lines.append(f"card: {torch.cuda.get_device_name(0)}")
+    try:
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        lines.append(f"nvidia-smi: {smi.stdout.strip() or smi.stderr.strip()}")
+    except (OSError, subprocess.TimeoutExpired) as err:
+        lines.append(f"nvidia-smi: unavailable ({err})")
+    lines.append(
+        f"onnxruntime: {ort.__version__} from {Path(ort.__file__).parent}, providers {ort.get_available_providers()}"
+    )
+    return lines
+
+
+def cuda_session(path: Path):
+    """(session, note): the session on CUDA, or None and why not."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return None, "this onnxruntime has no CUDA provider"
+    session = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    if session.get_providers()[0] != "CUDAExecutionProvider":
+        return None, f"fell back to {session.get_providers()[0]}"
+    return session, ""
+
+
+def gpu_parity(export_dir: Path, generator, log) -> tuple[list, list[str]]:
+    rows, problems = [], []
+    rng = np.random.default_rng()
+    for batch in PARITY_BATCHES:
+        seeds = rng.integers(0, 2**31 - 1, size=batch).tolist()
+        z = latents(seeds, generator.cfg.nz)
+        with torch.no_grad():
+            ref = generator(torch.from_numpy(z)).numpy()
+        for variant in ("fp32", "fp16"):
+            path = export_dir / F.FORMATS[variant].filename
+            session, why = cuda_session(path)
+            if session is None:
+                problems.append(f"{path.name}: {why}")
+                continue
+            rows.append(compare(variant, F.run_onnx(session, z), ref, path.name, "onnxruntime CUDA"))
+        for variant in ("torchscript", "torchscript-fp16"):
+            path = export_dir / F.FORMATS[variant].filename
+            if not torch.cuda.is_available():
+                problems.append(f"{path.name}: torch sees no CUDA device")
+                continue
+            out = F.run_torchscript(F.load_torchscript(path, "cuda"), z, "cuda")
+            rows.append(compare(variant, out, ref, path.name, "torch.jit CUDA"))
+    return rows, sorted(set(problems))
+
+
+def timed(fn, sync, repeats: int = 7, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def throughput(export_dir: Path, generator) -> list[tuple[str, int, float]]:
+    import onnxruntime as ort
+
+    rows = []
+    sync = torch.cuda.synchronize
+    eager = generator.to("cuda")
+    ts16 = F.load_torchscript(export_dir / F.FORMATS["torchscript-fp16"].filename, "cuda")
+    sessions = {v: cuda_session(export_dir / F.FORMATS[v].filename)[0] for v in ("fp32", "fp16")}
+    for batch in SPEED_BATCHES:
+        z = torch.from_numpy(latents(range(batch), generator.cfg.nz)).to("cuda")
+        with torch.no_grad():
+            rows.append(("PyTorch eager fp32", batch, batch / timed(partial(eager, z), sync)))
+            rows.append(("TorchScript fp16", batch, batch / timed(partial(ts16, z), sync)))
+        for variant, session in sessions.items():
+            if session is None:
+                continue
+            binding = session.io_binding()
+            z_dev = ort.OrtValue.ortvalue_from_numpy(z.cpu().numpy(), "cuda", 0)
+            binding.bind_ortvalue_input("z", z_dev)
+            binding.bind_output("image", "cuda")
+            rows.append(
+                (
+                    f"ORT CUDA {variant} (IOBinding)",
+                    batch,
+                    batch / timed(partial(session.run_with_iobinding, binding), binding.synchronize_outputs),
+                )
+            )
+    return rows
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--out", type=click.Path(path_type=Path), default=lambda: os.environ.get("GPU_CHECK_OUT", "gpu-check"))
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Default: a calibrated random model.")
+def main(out: Path, checkpoint: Path | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    log = Log(out / "gpu_check.log")
+    header = versions()
+    for line in header:
+        log(line)
+    try:
+        import onnxruntime as ort
+
+        if hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # CUDA/cuDNN from the torch wheels, before any session is made
+    except Exception as err:  # noqa: BLE001 - a failed preload is reported, the sessions then say what runs
+        log(f"onnxruntime.preload_dlls failed: {err}")
+
+    started = time.perf_counter()
+    ckpt = checkpoint or demo_checkpoint(out / "demo" / "checkpoint.pt")
+    log(f"\nexporting {ckpt}")
+    export_dir = out / "export"
+    result = export_checkpoint(ckpt, export_dir, list(F.FORMATS.values()), overwrite=True, log=log)
+    log(table(result.parity))
+    generator = load_generator(load_checkpoint(ckpt))
+
+    log("\nCUDA parity against PyTorch fp32 on the CPU")
+    rows, problems = gpu_parity(export_dir, generator, log)
+    speed = throughput(export_dir, generator) if torch.cuda.is_available() else []
+
+    lines = [*header, "", "## parity (CUDA rows against PyTorch fp32 on the CPU)", "```", table(rows), "```"]
+    lines += [f"- unavailable: {p}" for p in problems]
+    lines += ["", "## throughput, sprites/s", "", "| path | batch | sprites/s |", "|---|---:|---:|"]
+    lines += [f"| {name} | {batch} | {rate:,.0f} |" for name, batch, rate in speed]
+    lines += ["", f"check took {time.perf_counter() - started:.0f} s"]
+    text = "\n".join(lines)
+    (out / "gpu_check.md").write_text(text + "\n")
+    log("\n" + text)
+    ok = rows and not problems and all(r.ok for r in rows)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
