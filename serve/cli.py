@@ -1,15 +1,159 @@
-"""`dcgan-sample`: sprites from an ONNX generator on onnxruntime. The sampler arrives with the serve stage."""
+"""`dcgan-sample`: sprites from an ONNX generator on onnxruntime, never torch. A thin layer over
+dcgan.serve.SpriteGenerator and dcgan.serve.writer."""
 
 from __future__ import annotations
 
+import re
+import sys
+import time
+from pathlib import Path
+
 import click
+import numpy as np
+from PIL import Image
+
+from .images import save_atomic
+from .images import sheet as make_sheet
+from .writer import SpriteWriter, existing_seeds, sprite_name
+
+MAX_SHEET = 1024  # sprites in one --sheet picture (32 x 32 of them is already 3,000 px wide)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Generate sprites with an exported ONNX generator on onnxruntime (CUDA when present, else CPU).
+class Seeds:
+    """A union of seed ranges that never materialises the whole list: `0-63,100,200-209`."""
 
-    Not available in this version: the sampler is not built yet. `dcgan-train` writes sample grids of
-    the generator as it trains (RUN_DIR/grids/).
+    def __init__(self, ranges: list[range]):
+        self.ranges = ranges
+
+    def __iter__(self):
+        for r in self.ranges:
+            yield from r
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.ranges)
+
+    def __contains__(self, seed: int) -> bool:
+        return any(seed in r for r in self.ranges)
+
+    def __str__(self) -> str:
+        return ",".join(f"{r.start}" if len(r) == 1 else f"{r.start}-{r.stop - 1}" for r in self.ranges)
+
+
+class SeedList(click.ParamType):
+    name = "SEEDS"
+
+    def convert(self, value, param, ctx) -> Seeds:
+        if isinstance(value, Seeds):
+            return value
+        ranges = []
+        for part in str(value).replace(" ", "").split(","):
+            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            if not m:
+                self.fail(f"{part!r} is not a seed or a range like 0-63 (in {value!r})", param, ctx)
+            start, stop = int(m.group(1)), int(m.group(2) or m.group(1))
+            if stop < start:
+                self.fail(f"range {part!r} runs backwards", param, ctx)
+            ranges.append(range(start, stop + 1))
+        ordered = sorted(ranges, key=lambda r: r.start)
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            if b.start < a.stop:
+                self.fail(f"seeds {a.start}-{a.stop - 1} and {b.start}-{b.stop - 1} overlap", param, ctx)
+        return Seeds(ranges)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("-n", "count", type=click.IntRange(min=1), default=None, help="How many sprites: seeds S .. S+N-1.")
+@click.option("--seed", "first_seed", type=click.IntRange(min=0), default=0, help="First seed, with -n.")
+@click.option(
+    "--seeds", type=SeedList(), default=None, help="Exactly these seeds, e.g. 0-63,100,200-209 (instead of -n)."
+)
+@click.option("--model", type=click.Path(path_type=Path), default=None, show_default=False,
+              help="ONNX file from dcgan-export, export folder or run folder. Default: the shipped model.")  # fmt: skip
+@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
+              help="auto: CUDA when onnxruntime can run it (else the CPU, saying why).")  # fmt: skip
+@click.option("--threads", type=click.IntRange(min=0), default=0, help="onnxruntime threads; 0: one per physical core.")
+@click.option("--fp16", is_flag=True, help="Use generator-fp16.onnx (fast on CUDA; the CPU computes it in fp32).")
+@click.option("--soft-alpha", is_flag=True, help="Keep the generator's raw alpha instead of making it 0 or 255.")
+@click.option("--sheet", is_flag=True, help=f"Also write sheet.png, a grid of every sprite made (up to {MAX_SHEET}).")
+@click.option("--scale", type=click.IntRange(min=1, max=16), default=1, help="Nearest-neighbour upscaling of the PNGs.")
+@click.option("--overwrite", is_flag=True, help="Replace existing sprite files (otherwise they are never touched).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notices; errors still print.")
+def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads, fp16, soft_alpha, sheet, scale,
+         overwrite, quiet) -> None:  # fmt: skip
+    """Write sprites as 96x96 RGBA PNGs named by seed (seed000042.png) into OUT_DIR.
+
+    A seed always names the same creature: z = numpy.random.default_rng(seed).standard_normal(nz, float32).
+    Sprites are finished like real ones: alpha exactly 0 or 255, no colour under transparent pixels.
+
+    \b
+    Examples:
+      dcgan-sample -n 64 out/                        # seeds 0-63 with the shipped model
+      dcgan-sample --seeds 0-15,42 --sheet --scale 4 look/
+      dcgan-sample -n 100000 --seed 1000 --model runs/demo big/
     """
-    raise click.ClickException("dcgan-sample is not available in this version yet; see README.md, 'Sample'")
+    from .generator import ModelError, SpriteGenerator  # onnxruntime: imported here to keep --help quick
+    from .runtime import ProviderError
+
+    if seeds is not None and count is not None:
+        raise click.UsageError("give either -n (with --seed) or --seeds, not both")
+    if seeds is None:
+        if count is None:
+            raise click.UsageError("say how many sprites: -n N (seeds from --seed), or --seeds 0-63,100")
+        seeds = Seeds([range(first_seed, first_seed + count)])
+    if sheet and len(seeds) > MAX_SHEET:
+        raise click.BadParameter(f"a sheet holds at most {MAX_SHEET} sprites, not {len(seeds)}", param_hint="--sheet")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise click.BadParameter(f"{out_dir} is a file, not a folder", param_hint="OUT_DIR")
+    if not overwrite:
+        clash = sorted(s for s in existing_seeds(out_dir) if s in seeds)
+        if sheet and (out_dir / "sheet.png").exists():
+            clash.append("sheet.png")
+        if clash:
+            first = sprite_name(clash[0]) if isinstance(clash[0], int) else clash[0]
+            raise click.ClickException(
+                f"{out_dir} already has {len(clash)} of these files ({first}, ...); nothing was written. "
+                "Pass --overwrite to replace them, or choose another folder"
+            )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.BadParameter(f"cannot create {out_dir}: {err.strerror}", param_hint="OUT_DIR") from err
+
+    try:
+        gen = SpriteGenerator(model, provider=provider, fp16=fp16, soft_alpha=soft_alpha, threads=threads or None,
+                              batch_size=batch_size)  # fmt: skip
+    except (ModelError, ProviderError) as err:
+        raise click.ClickException(str(err)) from err
+    if gen.notice and not quiet:
+        click.echo(f"note: {gen.notice}", err=True)
+
+    kept = [] if sheet else None
+    started = time.perf_counter()
+    writer = SpriteWriter(out_dir, overwrite=overwrite, scale=scale)
+    bar = click.progressbar(length=len(seeds), label="sprites", hidden=quiet or len(seeds) <= batch_size,
+                            file=sys.stderr)  # fmt: skip
+    try:
+        with writer, bar:
+            for chunk, sprites in gen.batches(seeds):
+                writer.submit(chunk, sprites)
+                if kept is not None:
+                    kept.append(sprites)
+                bar.update(len(chunk))
+        if kept is not None:
+            grid = make_sheet(np.concatenate(kept))
+            if scale > 1:
+                grid = grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
+            save_atomic(grid, out_dir / "sheet.png")
+    except OSError as err:
+        what = f"{err.strerror or err}" + (f" ({err.filename})" if getattr(err, "filename", None) else "")
+        raise click.ClickException(
+            f"writing to {out_dir} failed after {writer.written} complete sprites: {what}"
+        ) from err
+    seconds = time.perf_counter() - started
+    model_name = gen.info.path.name if model is not None else f"shipped {gen.info.path.name}"
+    click.echo(
+        f"{writer.written} sprites in {out_dir} ({writer.written / seconds:.0f} sprites/s) on {gen.provider}, "
+        f"model {model_name}"
+    )

@@ -44,15 +44,19 @@ META_KEYS = (
 TORCHSCRIPT_EXTRA_FILE = "dcgan.json"
 
 
-def finish_sprites(image: np.ndarray) -> np.ndarray:
+def finish_sprites(image: np.ndarray, hard_alpha: bool = True) -> np.ndarray:
     """float [-1, 1] (B, 4, H, W) -> uint8 RGBA (B, H, W, 4), finished like a real sprite.
 
     Levels are round((x + 1) * 127.5) clipped to 0..255 (numpy, torch and ONNX all round half to even).
     Alpha is made hard like the real sprites' (every real sprite's alpha is exactly 0 or 255): opaque where
     the raw alpha is above the midpoint 0. RGB is 0 where alpha is 0, so transparent pixels carry no stray
-    colour. generator-rgba8.onnx does the same inside its graph.
+    colour. generator-rgba8.onnx does the same inside its graph. `hard_alpha=False` keeps the raw alpha and
+    only clears the colour of pixels whose alpha rounds to 0.
     """
     levels = np.clip(np.round((image.astype(np.float32) + 1.0) * 127.5), 0, 255)
+    if not hard_alpha:
+        levels[:, :3] *= levels[:, 3:4] > 0
+        return levels.astype(np.uint8).transpose(0, 2, 3, 1)
     opaque = image[:, 3:4] > 0
     rgb = levels[:, :3] * opaque
     alpha = opaque * np.float32(255)

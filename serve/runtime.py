@@ -1,0 +1,142 @@
+"""onnxruntime sessions on an explicitly chosen provider, checked after creation, with reasons for a fallback.
+
+Like rembg's sessions: the provider is asked for by name, `session.get_providers()` says what really runs,
+and a fallback to the CPU is announced with its cause, never silent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import onnxruntime as ort
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+PROVIDERS = ("auto", "cuda", "cpu")
+
+
+class ProviderError(RuntimeError):
+    """The provider asked for cannot run here; the message names the cause."""
+
+
+@dataclass
+class Session:
+    session: ort.InferenceSession
+    provider: str  # what runs it, from session.get_providers()
+    notice: str | None = None  # why it is not what was asked for, when it is not
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.provider == CUDA
+
+
+def _installed(dist: str) -> bool:
+    try:
+        metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _loads(*names: str) -> str | None:
+    """The first of `names` that the dynamic loader finds, or None."""
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return name
+    return None
+
+
+def _cuda_major() -> str:
+    try:
+        from onnxruntime.capi import build_and_package_info
+
+        return str(build_and_package_info.cuda_version).split(".")[0]
+    except (ImportError, AttributeError):
+        return ""
+
+
+def preload_cuda_libraries() -> None:
+    """Load CUDA and cuDNN from the nvidia-* pip packages, if present, before a session is made."""
+    if hasattr(ort, "preload_dlls"):
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its own advice; ours is cuda_problem()
+            try:
+                ort.preload_dlls(msvc=False)
+            except Exception:  # noqa: BLE001 - a failed preload shows up as a missing library below
+                pass
+
+
+def cuda_problem() -> str | None:
+    """Why onnxruntime's CUDA provider cannot run here, or None when nothing is known to stop it."""
+    if _installed("onnxruntime") and _installed("onnxruntime-gpu"):
+        return (
+            "both onnxruntime and onnxruntime-gpu are installed and the CPU one shadows the other; fix with "
+            "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+        )
+    if CUDA not in ort.get_available_providers():
+        return f"this onnxruntime {ort.__version__} is a CPU-only build (pip install onnxruntime-gpu for CUDA)"
+    if sys.platform.startswith("linux") or sys.platform == "win32":
+        driver = ("libcuda.so.1",) if sys.platform.startswith("linux") else ("nvcuda.dll",)
+        if not _loads(*driver):
+            return f"no NVIDIA driver found ({driver[0]} does not load): no usable GPU here"
+        preload_cuda_libraries()
+        major = _cuda_major()
+        if sys.platform.startswith("linux"):
+            missing = [
+                lib
+                for lib in (
+                    f"libcudart.so.{major}" if major else "libcudart.so",
+                    f"libcublas.so.{major}" if major else "libcublas.so",
+                    "libcudnn.so.9",
+                )
+                if not _loads(lib)
+            ]
+            if missing:
+                return (
+                    f"CUDA/cuDNN libraries not found ({', '.join(missing)}); onnxruntime-gpu {ort.__version__} needs "
+                    f"CUDA {major or '?'} and cuDNN 9 (pip install 'nvidia-cudnn-cu{major or 12}' or a system install)"
+                )
+    return None
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per physical core
+    # no busy-waiting between runs: the cores go to the PNG encoder while the next batch is prepared
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
+
+
+def open_session(model: Path, provider: str = "auto", threads: int | None = None) -> Session:
+    """A session for `model` on `provider` ("auto", "cuda" or "cpu"). Raises ProviderError for "cuda"
+    where CUDA cannot run; "auto" falls back to the CPU with a notice saying why."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
+    options = session_options(threads)
+    notice = None
+    # "auto" on an onnxruntime without CUDA support is simply the CPU: nothing fell back
+    if provider == "cuda" or (provider == "auto" and CUDA in ort.get_available_providers()):
+        problem = cuda_problem()
+        if problem is None:
+            ort.set_default_logger_severity(4)  # a provider that fails to load is reported below, once
+            try:
+                session = ort.InferenceSession(str(model), options, providers=[CUDA, CPU])
+            finally:
+                ort.set_default_logger_severity(2)
+            if session.get_providers()[0] == CUDA:
+                return Session(session, CUDA)
+            problem = "onnxruntime's CUDA provider did not load (driver, CUDA and cuDNN must match its build)"
+        if provider == "cuda":
+            raise ProviderError(f"--provider cuda: {problem}")
+        notice = f"running on the CPU: {problem}"
+    session = ort.InferenceSession(str(model), options, providers=[CPU])
+    return Session(session, session.get_providers()[0], notice)

@@ -1,0 +1,111 @@
+"""SpriteGenerator, the embedding API: seeds in, finished sprites out, from any exported file."""
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from dcgan.serve import SpriteGenerator
+from dcgan.serve.generator import ModelError, resolve_model
+from dcgan.serve.latent import latents
+
+
+def test_sprites_are_uint8_rgba_one_per_seed_in_order(tiny_export):
+    gen = SpriteGenerator(tiny_export, provider="cpu", batch_size=4)
+    sprites = gen(range(10))
+    assert sprites.shape == (10, 96, 96, 4) and sprites.dtype == np.uint8
+    assert gen.provider == "CPUExecutionProvider"
+    np.testing.assert_array_equal(gen([7, 2]), sprites[[7, 2]])  # neither order nor batching matters
+    np.testing.assert_array_equal(SpriteGenerator(tiny_export, provider="cpu", batch_size=64)(range(10)), sprites)
+    assert len({s.tobytes() for s in sprites}) == 10
+
+
+def test_finished_like_real_sprites(tiny_export):
+    sprites = SpriteGenerator(tiny_export, provider="cpu")(range(16))
+    alpha = sprites[..., 3]
+    assert set(np.unique(alpha)) == {0, 255}
+    assert (sprites[..., :3][alpha == 0] == 0).all()
+
+
+def test_float_model_is_finished_the_same_as_the_rgba8_graph(tiny_export):
+    rgba8 = SpriteGenerator(tiny_export / "generator-rgba8.onnx", provider="cpu")(range(16))
+    fp32 = SpriteGenerator(tiny_export / "generator.onnx", provider="cpu")(range(16))
+    assert np.abs(rgba8.astype(int) - fp32).max() <= 1  # the same model: at most rounding apart
+    assert (rgba8[..., 3] != fp32[..., 3]).mean() < 1e-4
+
+
+def test_soft_alpha_keeps_the_raw_alpha(tiny_export):
+    import onnxruntime as ort
+
+    soft = SpriteGenerator(tiny_export, provider="cpu", soft_alpha=True)
+    assert soft.info.path.name == "generator.onnx"
+    sprites = soft(range(8))
+    raw = ort.InferenceSession(str(tiny_export / "generator.onnx")).run(None, {"z": latents(range(8), 100)})[0]
+    expected_alpha = np.clip(np.round((raw[:, 3] + 1) * 127.5), 0, 255)
+    np.testing.assert_array_equal(sprites[..., 3], expected_alpha)
+    assert ((sprites[..., 3] > 0) & (sprites[..., 3] < 255)).any()
+    with pytest.raises(ModelError, match="hard alpha"):
+        SpriteGenerator(tiny_export / "generator-rgba8.onnx", provider="cpu", soft_alpha=True)
+
+
+def test_model_argument_resolves_files_export_folders_and_run_folders(tiny_export):
+    assert resolve_model(tiny_export).name == "generator-rgba8.onnx"
+    assert resolve_model(tiny_export.parent).name == "generator-rgba8.onnx"  # a run folder means its export
+    assert resolve_model(tiny_export, fp16=True).name == "generator-fp16.onnx"
+    assert resolve_model(tiny_export / "generator.onnx") == tiny_export / "generator.onnx"
+    with pytest.raises(ModelError, match="--fp16"):
+        resolve_model(tiny_export / "generator.onnx", fp16=True)
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model(tiny_export / "nope.onnx")
+
+
+def test_broken_and_foreign_files_are_refused_clearly(tiny_export, tmp_path):
+    data = (tiny_export / "generator.onnx").read_bytes()
+    (tmp_path / "half.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.onnx").write_text("hello")
+    for name in ("half.onnx", "text.onnx"):
+        with pytest.raises(ModelError, match="not a loadable ONNX model"):
+            SpriteGenerator(tmp_path / name, provider="cpu")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3, 32, 32])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, tmp_path / "other.onnx")
+    with pytest.raises(ModelError, match=r"not a sprite generator: expected one input z float32 \[batch, nz\]"):
+        SpriteGenerator(tmp_path / "other.onnx", provider="cpu")
+
+
+def test_a_generator_without_metadata_works_from_its_shapes_with_a_notice(tiny_export, tmp_path):
+    model = onnx.load(str(tiny_export / "generator.onnx"))
+    del model.metadata_props[:]
+    onnx.save(model, tmp_path / "bare.onnx")
+    gen = SpriteGenerator(tmp_path / "bare.onnx", provider="cpu")
+    assert gen.notice and "no dcgan metadata" in gen.notice
+    np.testing.assert_array_equal(
+        gen(range(4)), SpriteGenerator(tiny_export / "generator.onnx", provider="cpu")(range(4))
+    )
+
+
+def test_batches_are_lazy_for_any_number_of_seeds(tiny_export):
+    gen = SpriteGenerator(tiny_export, provider="cpu", batch_size=3)
+    stream = gen.batches(range(10**12))  # a million million seeds: only what is asked for is made
+    seeds, sprites = next(stream)
+    assert seeds == [0, 1, 2] and sprites.shape[0] == 3
+    assert next(stream)[0] == [3, 4, 5]
+
+
+def test_bad_batch_size_and_provider(tiny_export):
+    with pytest.raises(ValueError, match="batch_size"):
+        SpriteGenerator(tiny_export, batch_size=0)
+    with pytest.raises(ValueError, match="provider"):
+        SpriteGenerator(tiny_export, provider="tpu")
+
+
+def test_copied_export_folder_still_resolves(tiny_export, tmp_path):
+    copy = shutil.copytree(tiny_export, tmp_path / "models")
+    assert SpriteGenerator(copy, provider="cpu").info.path == copy / "generator-rgba8.onnx"

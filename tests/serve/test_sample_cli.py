@@ -1,0 +1,134 @@
+"""dcgan-sample as a user runs it: files named by seed, reproducible, never overwriting by surprise."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dcgan.serve import runtime
+from dcgan.serve.cli import main as sample_main
+
+
+def sample(*args):
+    return CliRunner().invoke(sample_main, [*map(str, args)])
+
+
+def test_writes_n_distinct_sprites_named_by_seed_and_says_what_ran(tiny_export, tmp_path):
+    result = sample("-n", 20, "--batch-size", 8, "--model", tiny_export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in files] == [f"seed{i:06d}.png" for i in range(20)]
+    images = [Image.open(f) for f in files]
+    assert all(img.mode == "RGBA" and img.size == (96, 96) for img in images)
+    assert len({img.tobytes() for img in images}) == 20
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("20 sprites in") and "sprites/s" in last and "CPUExecutionProvider" in last
+
+
+def test_same_seeds_give_identical_files_in_another_folder(tiny_export, tmp_path):
+    assert sample("--seeds", "3-5,40", "--model", tiny_export, tmp_path / "a").exit_code == 0
+    assert sample("-n", 2, "--seed", 4, "--model", tiny_export, tmp_path / "b").exit_code == 0
+    for name in ("seed000004.png", "seed000005.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "seed000003.png", "seed000004.png", "seed000005.png", "seed000040.png",
+    ]  # fmt: skip
+
+
+def test_existing_sprites_are_refused_unless_overwrite(tiny_export, tmp_path):
+    out = tmp_path / "out"
+    assert sample("-n", 3, "--model", tiny_export, out).exit_code == 0
+    (out / "seed000001.png").write_bytes(b"mine")
+    result = sample("-n", 5, "--model", tiny_export, out)
+    assert result.exit_code == 1 and "--overwrite" in result.output and "nothing was written" in result.output
+    assert (out / "seed000001.png").read_bytes() == b"mine" and not (out / "seed000004.png").exists()
+    assert sample("-n", 5, "--model", tiny_export, "--overwrite", out).exit_code == 0
+    assert (out / "seed000001.png").read_bytes() != b"mine" and (out / "seed000004.png").exists()
+    assert sample("--seeds", "10-11", "--model", tiny_export, out).exit_code == 0  # other seeds: no clash
+
+
+def test_sheet_and_scale(tiny_export, tmp_path):
+    result = sample("-n", 6, "--sheet", "--scale", 2, "--model", tiny_export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "seed000000.png").size == (192, 192)
+    sheet = Image.open(tmp_path / "out" / "sheet.png")
+    assert sheet.size == (2 * (3 * 98 + 2), 2 * (2 * 98 + 2))  # 6 sprites: 3 columns, 2 rows, x2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", "0"], "-n"),
+    (["-n", "-3"], "-n"),
+    (["--batch-size", "0", "-n", "2"], "--batch-size"),
+    (["--seeds", "5-2"], "backwards"),
+    (["--seeds", "1,x"], "is not a seed"),
+    (["--seeds", "0-9,5"], "overlap"),
+    (["-n", "2", "--seeds", "1"], "not both"),
+    ([], "-n N"),
+    (["--provider", "tpu", "-n", "1"], "--provider"),
+])  # fmt: skip
+def test_bad_arguments_are_one_line_errors(tiny_export, tmp_path, args, message):
+    result = sample(*args, "--model", tiny_export, tmp_path / "out")
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_path_that_is_a_file(tiny_export, tmp_path):
+    (tmp_path / "f").write_text("x")
+    result = sample("-n", 1, "--model", tiny_export, tmp_path / "f")
+    assert result.exit_code == 2 and "is a file" in result.output
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers() and runtime.cuda_problem() is None,
+                    reason="CUDA can run here")  # fmt: skip
+def test_provider_cuda_without_cuda_names_the_cause(tiny_export, tmp_path):
+    result = sample("-n", 1, "--provider", "cuda", "--model", tiny_export, tmp_path / "out")
+    assert result.exit_code == 1 and "--provider cuda:" in result.output
+    assert any(cause in result.output for cause in ("driver", "CPU-only", "libraries", "both onnxruntime"))
+
+
+def test_both_onnxruntime_packages_is_named_as_the_cause(monkeypatch):
+    monkeypatch.setattr(runtime, "_installed", lambda dist: dist in ("onnxruntime", "onnxruntime-gpu"))
+    assert "both onnxruntime and onnxruntime-gpu" in runtime.cuda_problem()
+
+
+def test_cpu_only_onnxruntime_is_named_and_auto_is_silent_there(monkeypatch, tiny_export):
+    monkeypatch.setattr(runtime, "_installed", lambda dist: dist == "onnxruntime")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert "CPU-only build" in runtime.cuda_problem()
+    session = runtime.open_session(tiny_export / "generator.onnx", "auto")
+    assert session.provider == "CPUExecutionProvider" and session.notice is None  # nothing fell back
+    with pytest.raises(runtime.ProviderError, match="CPU-only"):
+        runtime.open_session(tiny_export / "generator.onnx", "cuda")
+
+
+def test_auto_fallback_is_announced(monkeypatch, tiny_export, tmp_path):
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(runtime, "cuda_problem", lambda: "no NVIDIA driver found (test)")
+    result = sample("-n", 1, "--model", tiny_export, tmp_path / "out")
+    assert result.exit_code == 0
+    assert "note: running on the CPU: no NVIDIA driver found (test)" in result.output
+
+
+def test_sampling_never_imports_torch(tiny_export, tmp_path):
+    blocker = tmp_path / "blocker" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    exe = Path(sys.executable).parent / "dcgan-sample"
+    env = {**os.environ, "PYTHONPATH": str(blocker.parent)}
+    result = subprocess.run([str(exe), "-n", "3", "--model", str(tiny_export), str(tmp_path / "out")],
+                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out").glob("seed*.png"))) == 3
+
+
+def test_no_temporary_files_are_left(tiny_export, tmp_path):
+    assert sample("-n", 10, "--sheet", "--model", tiny_export, tmp_path / "out").exit_code == 0
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    arr = np.asarray(Image.open(tmp_path / "out" / "seed000003.png"))
+    assert set(np.unique(arr[..., 3])) <= {0, 255}
