@@ -8,7 +8,8 @@
 3. Parity on fresh seeds, batch 1, 7 and 256: onnxruntime CUDA fp32 and fp16, TorchScript CUDA fp32 and fp16,
    each against PyTorch fp32 on the CPU (max / mean |difference|, uint8 levels that differ).
 4. Throughput, sprites/s (median of timed runs after warm-up, device synchronised): PyTorch eager,
-   TorchScript fp16, onnxruntime CUDA fp32 and fp16 with IOBinding, at batch 256 and 1024.
+   TorchScript fp16, onnxruntime CUDA fp32 and fp16 with IOBinding, at batch 256 and 1024; and
+   `dcgan-sample -n 20000` end to end with PNGs written, so the share lost to encoding and disk shows.
 
 A provider other than CUDA at the head of `session.get_providers()` is a fallback: the row says so and the
 check fails. Without a GPU the CUDA rows say "unavailable" and the script exits 1 after the CPU part.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -156,6 +158,18 @@ def throughput(export_dir: Path, generator) -> list[tuple[str, int, float]]:
     return rows
 
 
+def sample_end_to_end(export_dir: Path, out: Path, n: int = 20000) -> tuple[str, int, float] | None:
+    """`dcgan-sample -n N` on CUDA with PNGs written: its own sprites/s line, or None if it failed."""
+    exe = Path(sys.executable).parent / "dcgan-sample"
+    cmd = [str(exe), "-n", str(n), "--model", str(export_dir), "--provider", "cuda", "--batch-size", "1024",
+           "--overwrite", "-q", str(out)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    match = re.search(r"\(([\d.]+) sprites/s\)", result.stdout)
+    if result.returncode != 0 or not match:
+        return None
+    return (f"dcgan-sample -n {n} (rgba8, PNGs written)", 1024, float(match.group(1)))
+
+
 @click.command(context_settings={"show_default": True})
 @click.option("--out", type=click.Path(path_type=Path), default=lambda: os.environ.get("GPU_CHECK_OUT", "gpu-check"))
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Default: a calibrated random model.")
@@ -184,6 +198,12 @@ def main(out: Path, checkpoint: Path | None) -> None:
     log("\nCUDA parity against PyTorch fp32 on the CPU")
     rows, problems = gpu_parity(export_dir, generator, log)
     speed = throughput(export_dir, generator) if torch.cuda.is_available() else []
+    if torch.cuda.is_available():
+        e2e = sample_end_to_end(export_dir, out / "sprites")
+        if e2e:
+            speed.append(e2e)
+        else:
+            problems.append("dcgan-sample -n 20000 --provider cuda failed")
 
     lines = [*header, "", "## parity (CUDA rows against PyTorch fp32 on the CPU)", "```", table(rows), "```"]
     lines += [f"- unavailable: {p}" for p in problems]

@@ -120,7 +120,7 @@ def main(
     Ctrl-C (or SIGTERM) saves a checkpoint and stops; --resume continues exactly where it stopped.
     """
     require_torch("dcgan-train")
-    from . import session
+    from . import jobs
 
     if resume is not None:
         given = [
@@ -134,11 +134,11 @@ def main(
             raise click.UsageError(
                 f"{', '.join(given)} cannot change a resumed run: its settings come from the checkpoint"
             )
-        job = session.resume_job(resume, data=data, epochs=epochs, device=device)
+        job = jobs.resume_job(resume, data=data, epochs=epochs, device=device)
     else:
         run_dir = out if out is not None else next_run_dir()
         check_new_run_dir(run_dir)
-        job = session.new_job(
+        job = jobs.new_job(
             data=data,
             run_dir=run_dir,
             epochs=epochs or T.epochs,
@@ -156,7 +156,7 @@ def main(
         )
     stop = StopRequest()
     with _stop_on_signals(stop):
-        session.run(job, stop=stop, show_progress=not quiet)
+        jobs.run(job, stop=stop, show_progress=not quiet)
 
 
 class StopRequest(threading.Event):
