@@ -68,6 +68,17 @@ def to_image(sprite: np.ndarray, scale: int = 1) -> Image.Image:
     return img
 
 
+def save_sprites(sprites: np.ndarray, seeds, out_dir: Path, overwrite: bool = False, scale: int = 1) -> list[Path]:
+    """Write uint8 RGBA sprites (N, H, W, 4) as out_dir/seedNNNNNN.png, one per seed; returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed, sprite in zip(seeds, sprites, strict=True):
+        paths.append(out_dir / sprite_name(seed))
+        save_png(to_image(sprite, scale), paths[-1], overwrite)
+    return paths
+
+
 class SpriteWriter:
     """Write (seeds, sprites) batches as out_dir/seedNNNNNN.png in the background. Use as a context manager."""
 
@@ -81,7 +92,7 @@ class SpriteWriter:
     def _write(self, seeds: list[int], sprites: np.ndarray) -> None:
         for seed, sprite in zip(seeds, sprites, strict=True):
             save_png(to_image(sprite, self.scale), self.out_dir / sprite_name(seed), self.overwrite)
-            self.written += 1
+            self.written += 1  # per file, so a failure mid-batch reports exactly what is complete
 
     def submit(self, seeds: list[int], sprites: np.ndarray) -> None:
         """Queue a batch; waits while `max_pending` batches are still being written. Raises their errors."""

@@ -43,4 +43,6 @@ def test_readme_example_runs_without_the_package_and_matches_dcgan_sample(tiny_e
     ours = CliRunner().invoke(sample_main, ["-n", "16", "--model", str(tiny_export), str(tmp_path / "ours")])
     assert ours.exit_code == 0, ours.output
     for path in made:
-        np.testing.assert_array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(tmp_path / "ours" / path.name)))
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(path)), np.asarray(Image.open(tmp_path / "ours" / path.name))
+        )

@@ -109,3 +109,20 @@ def test_bad_batch_size_and_provider(tiny_export):
 def test_copied_export_folder_still_resolves(tiny_export, tmp_path):
     copy = shutil.copytree(tiny_export, tmp_path / "models")
     assert SpriteGenerator(copy, provider="cpu").info.path == copy / "generator-rgba8.onnx"
+
+
+def test_save_helpers_write_complete_files_and_keep_existing_ones(tiny_export, tmp_path):
+    from PIL import Image
+
+    from dcgan.serve.images import sheet
+    from dcgan.serve.writer import save_sprites
+
+    gen = SpriteGenerator(tiny_export, provider="cpu")
+    sprites = gen([4, 9])
+    paths = save_sprites(sprites, [4, 9], tmp_path / "out")
+    assert [p.name for p in paths] == ["seed000004.png", "seed000009.png"]
+    np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), sprites[1])
+    with pytest.raises(FileExistsError):
+        save_sprites(sprites[:1], [4], tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["seed000004.png", "seed000009.png"]
+    assert sheet(sprites).size == (2 * 98 + 2, 98 + 2)
