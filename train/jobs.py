@@ -121,7 +121,7 @@ def run(job: Job, stop: threading.Event | None = None, show_progress: bool = Tru
     except FloatingPointError as err:
         raise click.ClickException(
             f"training diverged ({err}); the last good checkpoint is {job.run_dir / 'checkpoint.pt'} "
-            f"(epoch {t.epoch}), resume it with another --seed or --lr in a new run"
+            f"(epoch {t.epoch}); start a new run with another --seed or a lower --lr"
         ) from err
     if result.interrupted:
         click.echo(
