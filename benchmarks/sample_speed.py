@@ -1,19 +1,16 @@
 """Sampling throughput on this machine, every path side by side in one run, against the CPU's ceiling.
 
     python benchmarks/sample_speed.py                        # a width-64 generator (0.476 GFLOP a sprite)
-    python benchmarks/sample_speed.py --model-dir src/dcgan/serve/models --rounds 7
+    python benchmarks/sample_speed.py --checkpoint runs/ship --rounds 7   # a trained run instead
 
-Rows: PyTorch eager, TorchScript, onnxruntime fp32 / fp16 / rgba8 (and fp32 as a plain ConvTranspose graph,
-the form before export's rewrite) at batch 1 and 64, sprites/s as the median of alternating rounds; then
-`dcgan-sample -n 4096` end to end with PNGs written; and `dcgan-sample -n 1`'s own time (its wall time minus
-a bare interpreter's). The ceiling is the measured fp32 FLOP rate of a 2048 x 2048 MatMul through
-onnxruntime times the generator's FLOPs per sprite; each row shows its share of it.
+Rows: PyTorch eager, TorchScript, onnxruntime fp32 / fp16 / rgba8 at batch 1 and 64, sprites/s as the median
+of alternating rounds; then `dcgan-sample -n 4096` end to end with PNGs written; and `dcgan-sample -n 1`'s
+own time (its wall time minus a bare interpreter's). The ceiling is the measured fp32 FLOP rate of a
+2048 x 2048 MatMul through onnxruntime times the generator's FLOPs per sprite; each row shows its share.
 """
 
 from __future__ import annotations
 
-import copy
-import platform
 import re
 import statistics
 import subprocess
@@ -28,12 +25,12 @@ import click
 import numpy as np
 import onnxruntime as ort
 import torch
+from train_speed import cpu_name  # benchmarks/ is on sys.path when run as a script
 
 from dcgan.export import formats as F
 from dcgan.export.demo import demo_checkpoint
 from dcgan.export.exporter import export_checkpoint, load_generator
 from dcgan.serve.latent import latents
-from dcgan.serve.runtime import session_options
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.config import ModelConfig
 from dcgan.train.model import generator_flops
@@ -51,7 +48,7 @@ def matmul_gflops(n: int = 2048, rounds: int = 7) -> float:
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
-    session = ort.InferenceSession(model.SerializeToString(), session_options(None), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     feeds = {x: np.random.default_rng(0).random((n, n), dtype=np.float32) for x in "ab"}
     session.run(None, feeds)
     times = []
@@ -71,9 +68,11 @@ def rate(fn, z: np.ndarray, min_sprites: int = 128) -> float:
     return calls * len(z) / (time.perf_counter() - start)
 
 
-def runners(export_dir: Path, generator, plain_onnx: Path) -> dict:
+def runners(export_dir: Path, generator) -> dict:
     def onnx_runner(path):
-        session = ort.InferenceSession(str(path), session_options(None), providers=["CPUExecutionProvider"])
+        # onnxruntime's defaults (threads spin between runs): the raw rate, the stricter yardstick for
+        # dcgan-sample, whose sessions turn spinning off to leave the cores to its PNG encoder
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return lambda z: session.run(None, {"z": z})
 
     with warnings.catch_warnings():
@@ -91,7 +90,6 @@ def runners(export_dir: Path, generator, plain_onnx: Path) -> dict:
         "PyTorch eager": torch_runner(generator),
         "TorchScript": torch_runner(scripted),
         "ORT fp32": onnx_runner(export_dir / F.FILES["fp32"]),
-        "ORT fp32, ConvTranspose graph": onnx_runner(plain_onnx),
         "ORT fp16 (CPU computes fp32)": onnx_runner(export_dir / F.FILES["fp16"]),
         "ORT rgba8": onnx_runner(export_dir / F.FILES["rgba8"]),
     }
@@ -125,15 +123,12 @@ def main(checkpoint, rounds, out):
     export_dir = work / "export"
     export_checkpoint(ckpt, export_dir, list(F.FORMATS.values()), log=lambda _m: None)
     generator = load_generator(load_checkpoint(ckpt))
-    plain = work / "plain.onnx"
-    as_trained = F.Format("fp32", "onnx", False, "image", lambda g: g, "ONNX of the PyTorch module as it is")
-    F.write(as_trained, copy.deepcopy(generator), generator.cfg.nz, plain, {})
     flops = generator_flops(generator.cfg)
 
     gflops = matmul_gflops()
     ceiling = gflops * 1e9 / flops
     click.echo(f"MatMul 2048^2 through onnxruntime: {gflops:.0f} GFLOP/s -> ceiling {ceiling:.0f} sprites/s")
-    paths = runners(export_dir, generator, plain)
+    paths = runners(export_dir, generator)
     results = {(name, b): [] for name in paths for b in (1, 64)}
     zs = {b: latents(range(b), generator.cfg.nz) for b in (1, 64)}
     for fn in paths.values():  # warm-up
@@ -153,7 +148,7 @@ def main(checkpoint, rounds, out):
     lines = [
         f"# Sampling speed, {datetime.now(timezone.utc):%Y-%m-%d}",
         "",
-        f"CPU: {platform.machine()}, {torch.get_num_threads()} threads; onnxruntime {ort.__version__}, torch "
+        f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; onnxruntime {ort.__version__}, torch "
         f"{torch.__version__}; generator ngf {generator.cfg.ngf}, {flops / 1e9:.3f} GFLOP a sprite; "
         f"{rounds} alternating rounds, medians.",
         f"Ceiling: 2048^2 fp32 MatMul through onnxruntime at {gflops:.0f} GFLOP/s -> {ceiling:.0f} sprites/s.",

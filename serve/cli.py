@@ -132,7 +132,7 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
     kept = [] if sheet else None
     started = time.perf_counter()
     writer = SpriteWriter(out_dir, overwrite=overwrite, scale=scale)
-    bar = click.progressbar(length=len(seeds), label="sprites", hidden=quiet or len(seeds) <= batch_size,
+    bar = click.progressbar(length=len(seeds), label="sprites", hidden=quiet or len(seeds) <= batch_size or not sys.stderr.isatty(),
                             file=sys.stderr)  # fmt: skip
     try:
         with writer, bar:

