@@ -132,8 +132,8 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
     kept = [] if sheet else None
     started = time.perf_counter()
     writer = SpriteWriter(out_dir, overwrite=overwrite, scale=scale)
-    bar = click.progressbar(length=len(seeds), label="sprites", hidden=quiet or len(seeds) <= batch_size or not sys.stderr.isatty(),
-                            file=sys.stderr)  # fmt: skip
+    show_bar = not quiet and len(seeds) > batch_size and sys.stderr.isatty()
+    bar = click.progressbar(length=len(seeds), label="sprites", hidden=not show_bar, file=sys.stderr)
     try:
         with writer, bar:
             for chunk, sprites in gen.batches(seeds):
