@@ -25,7 +25,7 @@ import click
 import numpy as np
 import onnxruntime as ort
 import torch
-from train_speed import cpu_name  # benchmarks/ is on sys.path when run as a script
+from report import cpu_name, publish  # benchmarks/ is on sys.path when run as a script
 
 from dcgan.export import formats as F
 from dcgan.export.demo import demo_checkpoint
@@ -169,11 +169,7 @@ def main(checkpoint, rounds, out):
         f"Reproduce: `python benchmarks/sample_speed.py --rounds {rounds}`"
         + (f" --checkpoint {checkpoint}" if checkpoint else ""),
     ]
-    text = "\n".join(lines) + "\n"
-    click.echo(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    click.echo(f"written to {out}")
+    publish(lines, out)
 
 
 if __name__ == "__main__":

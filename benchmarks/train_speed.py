@@ -9,7 +9,6 @@ shows medians and each row's speed relative to plain fp32.
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
+from report import cpu_name, publish  # benchmarks/ is on sys.path when run as a script
 
 from dcgan.train.config import ModelConfig, TrainConfig
 from dcgan.train.loop import Trainer, amp_dtype
@@ -28,16 +28,6 @@ CONFIGS = [  # (name, amp, channels_last)
     ("bf16 autocast", True, False),
     ("bf16 autocast + channels-last", True, True),
 ]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def images_per_s(trainer: Trainer, batch: torch.Tensor, steps: int) -> float:
@@ -94,11 +84,7 @@ def main(width, batch_size, steps, rounds, out):
         f"Reproduce: `python benchmarks/train_speed.py --width {width} --batch-size {batch_size} "
         f"--steps {steps} --rounds {rounds}`",
     ]
-    text = "\n".join(lines) + "\n"
-    click.echo(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    click.echo(f"written to {out}")
+    publish(lines, out)
 
 
 if __name__ == "__main__":
