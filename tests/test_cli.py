@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["dcgan-train", "dcgan-export", "dcgan-sample"]
+COMMANDS = ["dcgan-train", "dcgan-export", "dcgan-sample", "dcgan-eval"]
 
 
 def run(cmd, **kw):

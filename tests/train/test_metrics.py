@@ -1,0 +1,107 @@
+"""The evaluation metrics on sets whose answer is known: identical, collapsed and copied sets."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import synthetic_sprite
+from dcgan.train.evaluate import main as eval_main
+from dcgan.train.metrics import evaluate, jsd, kid, kmeans, ndb, nearest_distances, pixel_features
+
+
+def sprites(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = synthetic_sprite(rng).convert("RGBA")
+        out.append(np.asarray(img))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def real():
+    return sprites(120, 1), sprites(40, 2)  # train, holdout: same distribution, different sprites
+
+
+def test_pixel_features_ignore_colour_under_transparent_pixels():
+    a = np.zeros((1, 96, 96, 4), np.uint8)
+    b = a.copy()
+    b[..., :3] = 200  # invisible
+    np.testing.assert_array_equal(pixel_features(a), pixel_features(b))
+    assert pixel_features(a).shape == (1, 48 * 48 * 3)
+
+
+def test_bins_and_divergences_on_known_counts():
+    same = np.array([10, 20, 30, 40])
+    assert ndb(same * 10, same) == 0 and jsd(same, same) == 0
+    assert ndb(np.array([100, 100, 100, 100]), np.array([0, 0, 50, 50])) == 4
+    assert jsd(np.array([1, 0]), np.array([0, 1])) == pytest.approx(np.log(2))
+    x = np.concatenate([np.zeros((20, 2)), np.ones((20, 2)) * 10])
+    centres = kmeans(x, 2, seed=3)
+    assert sorted(centres[:, 0].tolist()) == [0.0, 10.0]
+
+
+def test_kid_is_near_zero_for_one_distribution_and_large_for_two():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 16)), rng.normal(size=(200, 16))
+    assert abs(kid(a, b)) < 0.05 and kid(a, b + 3) > 1
+
+
+def test_a_real_holdout_scores_like_the_floor_and_collapse_is_caught(real):
+    train, holdout = real
+    fresh = evaluate(sprites(80, 3), train, holdout, k=8)["metrics"]
+    collapsed = evaluate(np.repeat(sprites(2, 4), 40, axis=0), train, holdout, k=8)["metrics"]
+    assert fresh["near_duplicate_rate"]["model"] == 0 and collapsed["near_duplicate_rate"]["model"] == 1
+    assert collapsed["diversity_ratio"]["model"] < 0.8 * fresh["diversity_ratio"]["model"]
+    assert collapsed["jsd"]["model"] > 3 * fresh["jsd"]["model"]
+    assert collapsed["kid"]["model"] > fresh["kid"]["model"]
+    assert 0.9 < fresh["memorisation_ratio"]["model"] < 1.1
+
+
+def test_copying_the_training_set_shows_in_memorisation(real):
+    train, holdout = real
+    copied = evaluate(train[:60], train, holdout, k=8)["metrics"]
+    assert copied["memorisation_ratio"]["model"] < 1e-3  # every sample sits on a training sprite
+    assert nearest_distances(pixel_features(train[:5]), pixel_features(train)).max() < 1e-3
+
+
+def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, tmp_path):
+    data = make_sprites(48, name="train", seed=5)
+    hold = make_sprites(12, name="hold", seed=6)
+    args = ["--data", str(data), "--holdout", str(hold), "-n", "32", "--bins", "4"]
+    result = CliRunner().invoke(
+        eval_main, [str(tiny_export / "generator-rgba8.onnx"), *args, "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert set(report["metrics"]) == {
+        "diversity_ratio",
+        "near_duplicate_rate",
+        "ndb",
+        "jsd",
+        "memorisation_ratio",
+        "kid",
+    }
+    assert report["counts"] == {"generated": 32, "train": 48, "holdout": 12}
+    assert (tmp_path / "r" / "sheet.png").exists() and (tmp_path / "r" / "neighbours.png").exists()
+    again = CliRunner().invoke(
+        eval_main, [str(tiny_export / "generator-rgba8.onnx"), *args, "--out", str(tmp_path / "r")]
+    )
+    assert again.exit_code == 1 and "--overwrite" in again.output
+
+    run = tiny_export.parent  # the run folder of the tiny export: evaluated from its checkpoint
+    result = CliRunner().invoke(eval_main, [str(run), *args])
+    assert result.exit_code == 0, result.output
+    assert "checkpoint.pt" in result.output and (run / "eval" / "metrics.json").exists()
+
+
+def test_without_holdout_the_floor_comes_from_the_data_with_a_note(tiny_export, make_sprites, tmp_path):
+    data = make_sprites(50, name="train", seed=7)
+    result = CliRunner().invoke(
+        eval_main, [str(tiny_export), "--data", str(data), "-n", "16", "--bins", "4", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no --holdout" in result.output
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["counts"]["holdout"] == 5

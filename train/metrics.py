@@ -1,0 +1,183 @@
+"""Sample-quality metrics that need no download, for sprites (uint8 RGBA, N x H x W x 4).
+
+Every metric works on sprites alpha-composited onto one fixed background (the sheets' light grey), so
+transparent pixels compare equal whatever colour they carry. Distances are Euclidean in pixel space at half
+resolution (48 x 48 x 3, values in [0, 1]); KID uses a fixed, randomly initialised CNN as its feature space.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from dcgan.serve.images import composite
+
+FEATURE_SEED = 0  # the random CNN of KID: the same weights in every run, on every machine
+
+
+def pixel_features(sprites: np.ndarray) -> np.ndarray:
+    """(N, H, W, 4) uint8 -> (N, 3 * H/2 * W/2) float32: composited, 2x2 area-averaged, in [0, 1]."""
+    rgb = composite(sprites).astype(np.float32) / 255.0
+    n, h, w, c = rgb.shape
+    half = rgb.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+    return half.reshape(n, -1)
+
+
+def sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances (len(a), len(b)), in float64."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d, 0.0)
+
+
+def mean_pairwise_distance(x: np.ndarray) -> float:
+    d = np.sqrt(sq_distances(x, x))
+    n = len(x)
+    return float(d.sum() / (n * (n - 1)))
+
+
+def nearest_distances(x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
+    """Distance of each row of x to its nearest row of `ref` (to its nearest other row of x if ref is None)."""
+    d = sq_distances(x, x if ref is None else ref)
+    if ref is None:
+        np.fill_diagonal(d, np.inf)
+    return np.sqrt(d.min(axis=1))
+
+
+def nearest_indices(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Index into `ref` of each row of x's nearest neighbour."""
+    return sq_distances(x, ref).argmin(axis=1)
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 30) -> np.ndarray:
+    """Lloyd's k-means with k-means++ seeding; returns (k, D) centres."""
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d = sq_distances(x, np.stack(centres)).min(axis=1)
+        centres.append(x[rng.choice(len(x), p=d / d.sum())])
+    centres = np.stack(centres)
+    for _ in range(iters):
+        labels = sq_distances(x, centres).argmin(axis=1)
+        moved = np.stack([x[labels == j].mean(0) if (labels == j).any() else centres[j] for j in range(k)])
+        if np.allclose(moved, centres):
+            break
+        centres = moved
+    return centres
+
+
+def bin_counts(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    return np.bincount(sq_distances(x, centres).argmin(axis=1), minlength=len(centres))
+
+
+def ndb(reference: np.ndarray, sample: np.ndarray, z: float = 1.96) -> int:
+    """Number of statistically different bins (Richardson & Weiss 2018): two-proportion z-test at 95%."""
+    n1, n2 = reference.sum(), sample.sum()
+    p1, p2 = reference / n1, sample / n2
+    pooled = (reference + sample) / (n1 + n2)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = np.where(se > 0, np.abs(p1 - p2) / se, 0.0)
+    return int((stat > z).sum())
+
+
+def jsd(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
+    """Jensen-Shannon divergence (natural log) between two bin histograms."""
+    p, q = p_counts / p_counts.sum(), q_counts / q_counts.sum()
+    m = (p + q) / 2
+
+    def kl(a, b):
+        mask = a > 0
+        return float((a[mask] * np.log(a[mask] / b[mask])).sum())
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+class RandomFeatures(nn.Module):
+    """A fixed random CNN: 96 px RGB -> 256 features. Untrained, but a stable space in which KID compares sets."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(FEATURE_SEED)
+        widths = [3, 32, 64, 128, 256]
+        layers: list[nn.Module] = []
+        for cin, cout in zip(widths, widths[1:], strict=False):
+            conv = nn.Conv2d(cin, cout, 4, 2, 1)
+            with torch.no_grad():
+                conv.weight.normal_(0, math.sqrt(2.0 / (cin * 16)), generator=gen)
+                conv.bias.zero_()
+            layers += [conv, nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    @torch.no_grad()
+    def forward(self, sprites: np.ndarray, batch: int = 256) -> np.ndarray:
+        rgb = composite(sprites).astype(np.float32) / 127.5 - 1.0
+        out = [self.net(torch.from_numpy(rgb[i : i + batch]).permute(0, 3, 1, 2)) for i in range(0, len(rgb), batch)]
+        return torch.cat(out).numpy().astype(np.float64)
+
+
+def kid(a: np.ndarray, b: np.ndarray) -> float:
+    """Kernel Inception Distance's estimator (unbiased MMD^2, cubic polynomial kernel) between feature sets."""
+    d = a.shape[1]
+    kxx = (a @ a.T / d + 1) ** 3
+    kyy = (b @ b.T / d + 1) ** 3
+    kxy = (a @ b.T / d + 1) ** 3
+    m, n = len(a), len(b)
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean()
+    )
+
+
+def subsets(n: int, size: int) -> list[slice]:
+    """Disjoint slices of `size` covering the first n // size * size rows (at least one slice)."""
+    return [slice(i, i + size) for i in range(0, max(n - size, 0) + 1, size)] or [slice(0, n)]
+
+
+def evaluate(generated: np.ndarray, train: np.ndarray, holdout: np.ndarray, k: int = 40, seed: int = 0) -> dict:
+    """Every metric for `generated` and, as its floor, for `holdout` (real sprites the model never saw),
+    both against `train`. Count-sensitive metrics compare equal counts: the generated set is cut into
+    holdout-sized subsets and their mean is reported."""
+    g, t, h = pixel_features(generated), pixel_features(train), pixel_features(holdout)
+    m = len(h)
+    train_spread = mean_pairwise_distance(t)
+    threshold = float(nearest_distances(t).min())  # real sprites are never closer to each other than this
+    centres = kmeans(t, k, seed)
+    train_bins = bin_counts(t, centres)
+
+    def at_holdout_size(x: np.ndarray, fn) -> float:
+        return float(np.mean([fn(x[s]) for s in subsets(len(x), m)]))
+
+    def near_dup(x: np.ndarray) -> float:
+        return float((nearest_distances(x) < threshold).mean())
+
+    def ndb_of(x: np.ndarray) -> float:
+        return ndb(train_bins, bin_counts(x, centres))
+
+    def jsd_of(x: np.ndarray) -> float:
+        return jsd(train_bins, bin_counts(x, centres))
+
+    features = RandomFeatures()
+    ft = features(train)
+    holdout_memo = float(nearest_distances(h, t).mean())
+    rows = {
+        "diversity_ratio": (mean_pairwise_distance(g) / train_spread, mean_pairwise_distance(h) / train_spread),
+        "near_duplicate_rate": (at_holdout_size(g, near_dup), near_dup(h)),
+        "ndb": (at_holdout_size(g, ndb_of), ndb_of(h)),
+        "jsd": (at_holdout_size(g, jsd_of), jsd_of(h)),
+        "memorisation_ratio": (float(nearest_distances(g, t).mean()) / holdout_memo, 1.0),
+        "kid": (kid(features(generated), ft), kid(features(holdout), ft)),
+    }
+    return {
+        "metrics": {name: {"model": model, "real_floor": floor} for name, (model, floor) in rows.items()},
+        "counts": {"generated": len(g), "train": len(t), "holdout": m},
+        "config": {
+            "space": "composited on RGB (235, 235, 235), 2x2 area-averaged to 48 x 48 x 3, values in [0, 1]",
+            "near_duplicate_threshold": threshold,
+            "kmeans_bins": k,
+            "kmeans_seed": seed,
+            "kid_features": f"random CNN (4 stride-2 convs to 256, ReLU, average pool), torch seed {FEATURE_SEED}",
+        },
+    }
