@@ -88,6 +88,9 @@ def check_new_run_dir(path: Path) -> None:
     default=T.sample_every,
     help="Epochs between grid PNGs and metrics lines.",
 )
+@click.option(
+    "--stop-on-collapse", is_flag=True, help="End the run when the mode-collapse alarm trips (best.pt stays)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, only one line per epoch.")
 @click.pass_context
 def main(
@@ -107,6 +110,7 @@ def main(
     channels_last,
     flip,
     sample_every,
+    stop_on_collapse,
     quiet,
 ) -> None:
     """Train a DCGAN on a folder of sprites; every epoch writes a checkpoint and a grid of the same 64 seeds.
@@ -118,6 +122,7 @@ def main(
       dcgan-train --resume runs/demo --epochs 3   # continue to epoch 3
 
     Ctrl-C (or SIGTERM) saves a checkpoint and stops; --resume continues exactly where it stopped.
+    Every --sample-every epochs the samples are checked for mode collapse, loudly.
     """
     require_torch("dcgan-train")
     from . import jobs
@@ -156,7 +161,7 @@ def main(
         )
     stop = StopRequest()
     with _stop_on_signals(stop):
-        jobs.run(job, stop=stop, show_progress=not quiet)
+        jobs.run(job, stop=stop, show_progress=not quiet, stop_on_collapse=stop_on_collapse)
 
 
 class StopRequest(threading.Event):

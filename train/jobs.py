@@ -108,7 +108,9 @@ def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str)
     return Job(trainer, sprites, run_dir, epochs)
 
 
-def run(job: Job, stop: threading.Event | None = None, show_progress: bool = True) -> FitResult:
+def run(
+    job: Job, stop: threading.Event | None = None, show_progress: bool = True, stop_on_collapse: bool = False
+) -> FitResult:
     t = job.trainer
     precision = f"{str(t.dtype).removeprefix('torch.')} autocast" if t.dtype else "fp32"
     layout = ", channels-last" if t.cfg.channels_last else ""
@@ -117,12 +119,20 @@ def run(job: Job, stop: threading.Event | None = None, show_progress: bool = Tru
         f"{len(job.data) // t.cfg.batch_size} steps/epoch, to epoch {job.epochs} -> {job.run_dir}"
     )
     try:
-        result = fit(t, job.data, job.run_dir, job.epochs, stop=stop, show_progress=show_progress)
+        result = fit(t, job.data, job.run_dir, job.epochs, stop=stop, show_progress=show_progress,
+                     stop_on_collapse=stop_on_collapse)  # fmt: skip
     except FloatingPointError as err:
         raise click.ClickException(
             f"training diverged ({err}); the last good checkpoint is {job.run_dir / 'checkpoint.pt'} "
             f"(epoch {t.epoch}); start a new run with another --seed or a lower --lr"
         ) from err
+    if result.collapsed:
+        best = result.best
+        kept = (
+            f"the best checkpoint is {job.run_dir / 'best.pt'} (epoch {best['epoch']})" if best else "no epoch passed"
+        )
+        click.echo(f"Stopped at epoch {result.epoch}: mode collapse (--stop-on-collapse); {kept}", err=True)
+        raise click.exceptions.Exit(3)
     if result.interrupted:
         click.echo(
             f"Stopped at epoch {result.epoch} (step {result.step}); checkpoint saved to {result.checkpoint}.\n"

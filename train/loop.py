@@ -8,6 +8,8 @@ and resumed ends with the same weights as one that never stopped (on the CPU).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 import time
 from contextlib import nullcontext
@@ -23,12 +25,14 @@ import torch.nn.functional as F
 from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
 
+from . import watch
 from .checkpoint import CHECKPOINT_NAME, FORMAT, package_version, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import SpriteSet
 from .model import build_models
 
 GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shared latent convention
+BEST_NAME = "best.pt"  # the checkpoint with the most diverse samples that did not trip the collapse alarm
 
 
 def cpu_has_native_bf16() -> bool:
@@ -89,6 +93,7 @@ class Trainer:
         self.step = 0  # completed optimiser steps (one D + one G update)
         self.batch_in_epoch = 0
         self.perm: torch.Tensor | None = None  # order of the epoch in progress
+        self.best: dict | None = None  # {"epoch", "diversity_ratio"} of best.pt
 
     # -- checkpoint -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -112,6 +117,7 @@ class Trainer:
             "step": self.step,
             "batch_in_epoch": self.batch_in_epoch,
             "perm": self.perm,
+            "best": self.best,
         }
 
     @classmethod
@@ -127,6 +133,7 @@ class Trainer:
         trainer.rng.set_state(state["rng"])
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.batch_in_epoch, trainer.perm = state["batch_in_epoch"], state["perm"]
+        trainer.best = state.get("best")
         return trainer
 
     # -- one optimiser step -----------------------------------------------------------------------
@@ -193,6 +200,8 @@ class FitResult:
     step: int
     interrupted: bool
     checkpoint: Path
+    collapsed: bool = False  # stopped by the collapse alarm (stop_on_collapse)
+    best: dict | None = None
 
 
 def fit(
@@ -203,8 +212,13 @@ def fit(
     stop: threading.Event | None = None,
     echo=click.echo,
     show_progress: bool = True,
+    stop_on_collapse: bool = False,
 ) -> FitResult:
-    """Train until `epochs` epochs are complete or `stop` is set; checkpoint after every epoch and on stop."""
+    """Train until `epochs` epochs are complete or `stop` is set; checkpoint after every epoch and on stop.
+
+    Every `sample_every` epochs the fixed seeds are sampled: a grid of the first 64, and the collapse watch
+    over all of them, logged to metrics.jsonl. When the alarm trips it is reported; with `stop_on_collapse`
+    training ends there, and best.pt keeps the most diverse checkpoint that did not trip it."""
     run_dir = Path(run_dir)
     grids = run_dir / "grids"
     grids.mkdir(parents=True, exist_ok=True)
@@ -214,6 +228,7 @@ def fit(
     steps_per_epoch = n // b  # the last partial batch is dropped: batch norm needs full batches
     trainer.G.train()
     trainer.D.train()
+    watcher = watch.CollapseWatch.from_images(data.images)
 
     while trainer.epoch < epochs:
         if trainer.perm is None:
@@ -257,17 +272,44 @@ def fit(
             "seconds": seconds,
         }
         echo(f"{label}  {_describe(means, record['images_per_s'])}")
+        collapse = False
         if trainer.epoch % trainer.cfg.sample_every == 0 or trainer.epoch == epochs:
-            save_atomic(sheet(trainer.sample(GRID_SEEDS), columns=8), grids / f"epoch{trainer.epoch:04d}.png")
-            record["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            samples = trainer.sample(watch.WATCH_SEEDS)
+            save_atomic(sheet(samples[: len(GRID_SEEDS)], columns=8), grids / f"epoch{trainer.epoch:04d}.png")
+            health = watcher.measure(samples)
+            armed = trainer.best is not None or trainer.epoch >= watch.WARMUP_EPOCHS
+            collapse = health["alike"] and armed
+            record.update(health, collapse=collapse, time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
+            if collapse:
+                msg = f"MODE COLLAPSE at epoch {trainer.epoch}: {watch.describe(health)}"
+                echo(click.style(msg, fg="red", bold=True))
+            elif not health["alike"] and (
+                trainer.best is None or health["diversity_ratio"] > trainer.best["diversity_ratio"]
+            ):
+                trainer.best = {"epoch": trainer.epoch, "diversity_ratio": health["diversity_ratio"]}
         save_checkpoint(trainer.state_dict(), ckpt)
+        if trainer.best is not None and trainer.best["epoch"] == trainer.epoch:
+            _link(ckpt, run_dir / BEST_NAME)
+        if collapse and stop_on_collapse:
+            return FitResult(trainer.epoch, trainer.step, True, ckpt, collapsed=True, best=trainer.best)
         if stop is not None and stop.is_set():
-            return FitResult(trainer.epoch, trainer.step, True, ckpt)
+            return FitResult(trainer.epoch, trainer.step, True, ckpt, best=trainer.best)
 
     animate(sorted(grids.glob("epoch*.png")), run_dir / "progress.gif")
-    return FitResult(trainer.epoch, trainer.step, False, ckpt)
+    return FitResult(trainer.epoch, trainer.step, False, ckpt, best=trainer.best)
+
+
+def _link(src: Path, dest: Path) -> None:
+    """dest becomes another name for src's current file (no copy: the next save of src is a new file)."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:  # a filesystem without hard links
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
 
 
 def _describe(stats: dict, rate: float) -> str:

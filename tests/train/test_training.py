@@ -17,6 +17,7 @@ from conftest import synthetic_sprite
 from dcgan.train.checkpoint import CheckpointError, load_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.config import ModelConfig
+from dcgan.train.loop import Trainer
 from dcgan.train.model import build_models
 
 TINY = ["--ngf", "4", "--ndf", "4", "--batch-size", "4", "-q"]
@@ -170,3 +171,48 @@ def test_folder_of_gifs_of_assorted_sizes_trains(tmp_path):
     result = train("--data", folder, "--out", tmp_path / "run", "--epochs", 1, *TINY)
     assert result.exit_code == 0, result.output
     assert "Loaded 6 images" in result.output and load_checkpoint(tmp_path / "run")["epoch"] == 1
+
+
+def test_metrics_carry_the_collapse_watch(make_sprites, tmp_path):
+    run = tmp_path / "run"
+    assert train("--data", make_sprites(12), "--out", run, "--epochs", 2, *TINY).exit_code == 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    for x in lines:
+        assert 0 <= x["near_duplicate_rate"] <= 1 and x["diversity_ratio"] >= 0
+        assert x["collapse"] is False  # a new generator's samples are alike, but the alarm is not armed yet
+
+
+def diverse_sprites(n):
+    rng = np.random.default_rng(11)
+    return np.stack([np.asarray(synthetic_sprite(rng).convert("RGBA")) for _ in range(n)])
+
+
+def test_collapse_alarm_is_loud_once_armed(make_sprites, tmp_path, monkeypatch):
+    import dcgan.train.watch as watch
+
+    monkeypatch.setattr(watch, "WARMUP_EPOCHS", 1)
+    one = diverse_sprites(1)
+    monkeypatch.setattr(Trainer, "sample", lambda self, seeds: np.repeat(one, len(seeds), axis=0))
+    result = train("--data", make_sprites(12), "--out", tmp_path / "loud", "--epochs", 2, *TINY)
+    assert result.exit_code == 0 and result.output.count("MODE COLLAPSE at epoch") == 2
+    assert "100% of samples have a twin" in result.output
+
+
+def test_stop_on_collapse_keeps_the_best_checkpoint(make_sprites, tmp_path, monkeypatch):
+    import dcgan.train.watch as watch
+
+    monkeypatch.setattr(watch, "WATCH_SEEDS", range(24))  # fewer samples than real sprites, as in real runs
+    diverse = diverse_sprites(24)
+    calls = []
+
+    def sample(self, seeds):  # diverse at epoch 1, one creature from epoch 2 on
+        calls.append(self.epoch)
+        return diverse[: len(seeds)] if len(calls) == 1 else np.repeat(diverse[:1], len(seeds), axis=0)
+
+    monkeypatch.setattr(Trainer, "sample", sample)
+    run = tmp_path / "run"
+    result = train("--data", make_sprites(48), "--out", run, "--epochs", 5, "--stop-on-collapse", *TINY)
+    assert result.exit_code == 3, result.output
+    assert "Stopped at epoch 2: mode collapse" in result.output and "best.pt (epoch 1)" in result.output
+    assert load_checkpoint(run)["epoch"] == 2
+    assert load_checkpoint(run / "best.pt")["epoch"] == 1

@@ -1,0 +1,18 @@
+import numpy as np
+
+from conftest import synthetic_sprite
+from dcgan.train.watch import CollapseWatch
+
+
+def sprites(n, seed):
+    rng = np.random.default_rng(seed)
+    return np.stack([np.asarray(synthetic_sprite(rng).convert("RGBA")) for _ in range(n)])
+
+
+def test_real_looking_samples_pass_and_twins_trip_the_alarm():
+    train = sprites(100, 1).transpose(0, 3, 1, 2)  # as the loader holds them
+    watch = CollapseWatch.from_images(train)
+    healthy = watch.measure(sprites(64, 2))
+    assert not healthy["alike"] and healthy["near_duplicate_rate"] < 0.1 and healthy["diversity_ratio"] > 0.8
+    twins = watch.measure(np.repeat(sprites(8, 3), 8, axis=0))  # 8 creatures, 8 copies each
+    assert twins["alike"] and twins["near_duplicate_rate"] == 1.0

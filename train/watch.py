@@ -1,0 +1,53 @@
+"""The collapse alarm: diversity and near-duplicates of fixed-seed samples, calibrated on the training data.
+
+Mode collapse shows as samples that are twins of each other: real sprites are never closer to one another
+than a threshold measured on the training set itself, so a sample whose nearest fellow sample is closer than
+that has a twin no real sprite has. The alarm trips when a quarter of the samples have one, or when the
+samples spread less than half as far apart as the real sprites do, once it is armed (see WARMUP_EPOCHS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import mean_pairwise_distance, nearest_distances, pixel_features
+
+WATCH_SEEDS = range(256)  # the samples measured every --sample-every epochs (the grid shows the first 64)
+NEAR_DUPLICATE_ALARM = 0.25  # share of samples with a twin; real sprites: 0 by construction
+DIVERSITY_ALARM = 0.5  # mean pairwise distance over the real sprites'; real sprites: 1
+# A new generator's samples are all alike before it has learnt anything, which is not collapse: the alarm is
+# armed once the samples have passed the check, or from this epoch on if they never do.
+WARMUP_EPOCHS = 10
+
+
+@dataclass(frozen=True)
+class CollapseWatch:
+    real_spread: float  # mean pairwise distance among the training sprites
+    threshold: float  # the smallest distance between two training sprites
+
+    @classmethod
+    def from_images(cls, images: np.ndarray, limit: int = 1024, seed: int = 0) -> CollapseWatch:
+        """Calibrate on training images, uint8 (N, 4, H, W) as the data loader holds them."""
+        if len(images) > limit:
+            images = images[np.random.default_rng(seed).choice(len(images), limit, replace=False)]
+        real = pixel_features(images.transpose(0, 2, 3, 1))
+        return cls(mean_pairwise_distance(real), float(nearest_distances(real).min()))
+
+    def measure(self, sprites: np.ndarray) -> dict:
+        """diversity_ratio, near_duplicate_rate and alike (past either alarm threshold) for uint8 RGBA sprites
+        (N, H, W, 4). Whether `alike` means collapse depends on the stage of training: see WARMUP_EPOCHS."""
+        x = pixel_features(sprites)
+        diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
+        near_dup = float((nearest_distances(x) < self.threshold).mean())
+        alike = near_dup >= NEAR_DUPLICATE_ALARM or diversity < DIVERSITY_ALARM
+        return {"diversity_ratio": float(diversity), "near_duplicate_rate": near_dup, "alike": bool(alike)}
+
+
+def describe(m: dict) -> str:
+    return (
+        f"{m['near_duplicate_rate']:.0%} of samples have a twin closer than any two real sprites "
+        f"(alarm at {NEAR_DUPLICATE_ALARM:.0%}), diversity {m['diversity_ratio']:.2f} of the real sprites' "
+        f"(alarm below {DIVERSITY_ALARM})"
+    )
