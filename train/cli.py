@@ -13,11 +13,11 @@ from pathlib import Path
 
 import click
 
-from .config import ModelConfig, TrainConfig
+from .config import PRESETS, ModelConfig, TrainConfig
 
 M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
-RUN_OPTIONS = ("batch_size", "seed", "lr", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every")
+RUN_OPTIONS = ("batch_size", "seed", "lr", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset")
 
 
 def require_torch(command: str) -> None:
@@ -89,6 +89,12 @@ def check_new_run_dir(path: Path) -> None:
     help="Epochs between grid PNGs and metrics lines.",
 )
 @click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default="default",
+    help="article: the original article's setup (batch 32, no flips, 100 epochs), for comparison.",
+)
+@click.option(
     "--stop-on-collapse", is_flag=True, help="End the run when the mode-collapse alarm trips (best.pt stays)."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, only one line per epoch.")
@@ -110,6 +116,7 @@ def main(
     channels_last,
     flip,
     sample_every,
+    preset,
     stop_on_collapse,
     quiet,
 ) -> None:
@@ -143,22 +150,14 @@ def main(
     else:
         run_dir = out if out is not None else next_run_dir()
         check_new_run_dir(run_dir)
-        job = jobs.new_job(
-            data=data,
-            run_dir=run_dir,
-            epochs=epochs or T.epochs,
-            device=device,
-            model=dict(nz=nz, ngf=ngf, ndf=ndf),
-            train=dict(
-                batch_size=batch_size,
-                lr=lr,
-                seed=seed,
-                amp=amp,
-                channels_last=channels_last,
-                flip=flip,
-                sample_every=sample_every,
-            ),
-        )
+        train = dict(batch_size=batch_size, lr=lr, seed=seed, amp=amp, channels_last=channels_last, flip=flip,
+                     sample_every=sample_every, epochs=epochs or T.epochs)  # fmt: skip
+        for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
+            if key not in train or ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
+                train[key] = value
+        epochs = train.pop("epochs")
+        job = jobs.new_job(data=data, run_dir=run_dir, epochs=epochs, device=device,
+                           model=dict(nz=nz, ngf=ngf, ndf=ndf), train=dict(train, preset=preset))  # fmt: skip
     stop = StopRequest()
     with _stop_on_signals(stop):
         jobs.run(job, stop=stop, show_progress=not quiet, stop_on_collapse=stop_on_collapse)

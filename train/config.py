@@ -59,7 +59,17 @@ class TrainConfig:
     channels_last: bool = True  # 1.1-1.2x on CPU (benchmarks/train_speed.py)
     flip: bool = True  # random horizontal flips of real sprites
     sample_every: int = 1  # epochs between grids + metrics lines
+    preset: str = "default"  # the recipe the settings came from (PRESETS)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+# Named recipes: settings that replace TrainConfig's defaults where the command line does not set them.
+PRESETS: dict[str, dict] = {
+    "default": {},
+    # the article this project starts from: plain DCGAN, BCE, no augmentation, batch 32, Adam 2e-4 / 0.5,
+    # 100 epochs; its samples collapsed to one creature at a time
+    "article": {"batch_size": 32, "flip": False, "epochs": 100},
+}

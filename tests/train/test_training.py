@@ -216,3 +216,14 @@ def test_stop_on_collapse_keeps_the_best_checkpoint(make_sprites, tmp_path, monk
     assert "Stopped at epoch 2: mode collapse" in result.output and "best.pt (epoch 1)" in result.output
     assert load_checkpoint(run)["epoch"] == 2
     assert load_checkpoint(run / "best.pt")["epoch"] == 1
+
+
+def test_article_preset_sets_its_recipe_unless_overridden(make_sprites, tmp_path):
+    data = make_sprites(8)
+    args = ["--data", data, "--ngf", 4, "--ndf", 4, "-q", "--preset", "article", "--epochs", 1]
+    assert train(*args, "--out", tmp_path / "a").exit_code == 0
+    cfg = load_checkpoint(tmp_path / "a")["train_config"]
+    assert (cfg["preset"], cfg["batch_size"], cfg["flip"], cfg["epochs"]) == ("article", 8, False, 1)  # 32 > 8 images
+    assert train(*args, "--batch-size", 4, "--flip", "--out", tmp_path / "b").exit_code == 0
+    cfg = load_checkpoint(tmp_path / "b")["train_config"]
+    assert (cfg["batch_size"], cfg["flip"]) == (4, True)
