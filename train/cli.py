@@ -17,7 +17,10 @@ from .config import PRESETS, ModelConfig, TrainConfig
 
 M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
-RUN_OPTIONS = ("batch_size", "seed", "lr", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset")
+RUN_OPTIONS = (
+    "batch_size", "seed", "lr", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
+    "diffaugment", "ema_half_life",
+)  # fmt: skip
 
 
 def require_torch(command: str) -> None:
@@ -89,6 +92,17 @@ def check_new_run_dir(path: Path) -> None:
     help="Epochs between grid PNGs and metrics lines.",
 )
 @click.option(
+    "--diffaugment",
+    default=T.diffaugment,
+    help="DiffAugment policy for real and fake sprites, e.g. color,translation,cutout (colour never touches alpha).",
+)
+@click.option(
+    "--ema-half-life",
+    type=click.IntRange(min=0),
+    default=T.ema_half_life,
+    help="Keep an EMA generator (exported instead of G) whose lag halves over this many images; 0: none.",
+)
+@click.option(
     "--preset",
     type=click.Choice(sorted(PRESETS)),
     default="default",
@@ -116,6 +130,8 @@ def main(
     channels_last,
     flip,
     sample_every,
+    diffaugment,
+    ema_half_life,
     preset,
     stop_on_collapse,
     quiet,
@@ -151,7 +167,8 @@ def main(
         run_dir = out if out is not None else next_run_dir()
         check_new_run_dir(run_dir)
         train = dict(batch_size=batch_size, lr=lr, seed=seed, amp=amp, channels_last=channels_last, flip=flip,
-                     sample_every=sample_every, epochs=epochs or T.epochs)  # fmt: skip
+                     sample_every=sample_every, diffaugment=diffaugment, ema_half_life=ema_half_life,
+                     epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
             if key not in train or ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
                 train[key] = value

@@ -60,6 +60,8 @@ class TrainConfig:
     flip: bool = True  # random horizontal flips of real sprites
     sample_every: int = 1  # epochs between grids + metrics lines
     preset: str = "default"  # the recipe the settings came from (PRESETS)
+    diffaugment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; "" for none
+    ema_half_life: int = 0  # images over which the EMA generator's weights halve their lag; 0: no EMA
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

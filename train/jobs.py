@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .augment import parse_policy
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import NoImagesError, SpriteSet, load_folder
@@ -59,6 +60,10 @@ def new_job(data: Path | None, run_dir: Path, epochs: int, device: str, model: d
         model_cfg = ModelConfig(**model)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
+    try:
+        parse_policy(train.get("diffaugment", ""))
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--diffaugment") from err
     folder, sprites = load_data(data, model_cfg.image_size)
     if train["batch_size"] > len(sprites):
         click.echo(

@@ -7,6 +7,7 @@ and resumed ends with the same weights as one that never stopped (on the CPU).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
 
 from . import watch
+from .augment import diff_augment, parse_policy
 from .checkpoint import CHECKPOINT_NAME, FORMAT, package_version, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import SpriteSet
@@ -82,6 +84,10 @@ class Trainer:
         memory_format = torch.channels_last if train_cfg.channels_last else torch.preserve_format
         self.G.to(device, memory_format=memory_format)
         self.D.to(device, memory_format=memory_format)
+        self.policy = parse_policy(train_cfg.diffaugment)
+        # the EMA generator averages G's weights; its batch-norm statistics are its own (refresh_ema_stats)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if train_cfg.ema_half_life > 0 else None
+        self.ema_beta = 0.5 ** (train_cfg.batch_size / train_cfg.ema_half_life) if self.G_ema is not None else 0.0
         betas = (train_cfg.beta1, train_cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=train_cfg.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=train_cfg.lr, betas=betas)
@@ -108,6 +114,7 @@ class Trainer:
             "device": str(self.device),
             "amp_dtype": str(self.dtype).removeprefix("torch.") if self.dtype else None,
             "generator": self.G.state_dict(),
+            **({"generator_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
             "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
@@ -125,6 +132,8 @@ class Trainer:
         cfg = train_cfg or TrainConfig.from_dict(state["train_config"])
         trainer = cls(ModelConfig.from_dict(state["model_config"]), cfg, device, state["data"])
         trainer.G.load_state_dict(state["generator"])
+        if trainer.G_ema is not None:
+            trainer.G_ema.load_state_dict(state["generator_ema"])
         trainer.D.load_state_dict(state["discriminator"])
         trainer.opt_g.load_state_dict(state["opt_g"])
         trainer.opt_d.load_state_dict(state["opt_d"])
@@ -155,11 +164,14 @@ class Trainer:
         ones = torch.ones(b, device=self.device)
         zeros = torch.zeros(b, device=self.device)
 
+        def augment(x: torch.Tensor) -> torch.Tensor:  # the same policy for real and fake, in both steps
+            return diff_augment(x, self.policy, self.rng) if self.policy else x
+
         # discriminator: real -> 1, fake -> 0
         with self.autocast():
             fake = self.G(z)
-            d_real = self.D(real)
-            d_fake = self.D(fake.detach())
+            d_real = self.D(augment(real))
+            d_fake = self.D(augment(fake.detach()))
             loss_d = F.binary_cross_entropy_with_logits(d_real.float(), ones) + F.binary_cross_entropy_with_logits(
                 d_fake.float(), zeros
             )
@@ -169,12 +181,16 @@ class Trainer:
 
         # generator: the non-saturating loss, fake -> 1
         with self.autocast():
-            d_gen = self.D(fake)
+            d_gen = self.D(augment(fake))
             loss_g = F.binary_cross_entropy_with_logits(d_gen.float(), ones)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()
+        if self.G_ema is not None:
+            with torch.no_grad():
+                for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                    p_ema.lerp_(p, 1.0 - self.ema_beta)
         return {
             "loss_d": loss_d.item(),
             "loss_g": loss_g.item(),
@@ -183,15 +199,33 @@ class Trainer:
         }
 
     @torch.no_grad()
+    def refresh_ema_stats(self, samples: int = 512) -> None:
+        """Give the EMA generator batch-norm statistics of its own weights (copying G's, which belong to other
+        weights, gives faint smudges): the average over fixed latents, in train mode."""
+        g = self.G_ema
+        norms = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+        g.train()
+        for start in range(0, samples, self.cfg.batch_size):
+            seeds = range(10**6 + start, 10**6 + min(start + self.cfg.batch_size, samples))  # not the grid's seeds
+            g(torch.from_numpy(latents(seeds, self.model_cfg.nz)).to(self.device))
+        for m in norms:
+            m.momentum = 0.1
+        g.eval()
+
+    @torch.no_grad()
     def sample(self, seeds) -> np.ndarray:
-        """uint8 RGBA (N, H, W, 4) of the generator in eval mode (running batch-norm statistics)."""
-        was_training = self.G.training
-        self.G.eval()
+        """uint8 RGBA (N, H, W, 4) of the generator that gets exported (the EMA one, if any), in eval mode."""
+        g = self.G_ema if self.G_ema is not None else self.G
+        was_training = g.training
+        g.eval()
         try:
             z = torch.from_numpy(latents(seeds, self.model_cfg.nz)).to(self.device)
-            return to_uint8(self.G(z))
+            return to_uint8(g(z))
         finally:
-            self.G.train(was_training)
+            g.train(was_training)
 
 
 @dataclass
@@ -273,6 +307,8 @@ def fit(
         }
         echo(f"{label}  {_describe(means, record['images_per_s'])}")
         collapse = False
+        if trainer.G_ema is not None:
+            trainer.refresh_ema_stats()
         if trainer.epoch % trainer.cfg.sample_every == 0 or trainer.epoch == epochs:
             samples = trainer.sample(watch.WATCH_SEEDS)
             save_atomic(sheet(samples[: len(GRID_SEEDS)], columns=8), grids / f"epoch{trainer.epoch:04d}.png")

@@ -227,3 +227,21 @@ def test_article_preset_sets_its_recipe_unless_overridden(make_sprites, tmp_path
     assert train(*args, "--batch-size", 4, "--flip", "--out", tmp_path / "b").exit_code == 0
     cfg = load_checkpoint(tmp_path / "b")["train_config"]
     assert (cfg["batch_size"], cfg["flip"]) == (4, True)
+
+
+def test_ema_and_diffaugment_resume_exactly_and_export_the_ema_generator(make_sprites, tmp_path):
+    data = make_sprites(10)
+    recipe = ["--diffaugment", "color,translation,cutout", "--ema-half-life", 40]
+    assert train("--data", data, "--out", tmp_path / "a", "--epochs", 3, *recipe, *TINY).exit_code == 0
+    assert train("--data", data, "--out", tmp_path / "b", "--epochs", 1, *recipe, *TINY).exit_code == 0
+    assert train("--resume", tmp_path / "b", "--epochs", 3, "-q").exit_code == 0
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert_same_weights(a, b)
+    for name, tensor in a["generator_ema"].items():
+        assert torch.equal(tensor, b["generator_ema"][name]), name
+    # the EMA lags G, and its batch-norm statistics are its own, not copies of G's
+    assert not torch.equal(a["generator_ema"]["main.0.weight"], a["generator"]["main.0.weight"])
+    assert not torch.equal(a["generator_ema"]["main.1.running_mean"], a["generator"]["main.1.running_mean"])
+    assert (
+        train("--data", data, "--out", tmp_path / "c", "--epochs", 1, "--diffaugment", "rotate", *TINY).exit_code == 2
+    )
