@@ -313,8 +313,7 @@ def fit(
             samples = trainer.sample(watch.WATCH_SEEDS)
             save_atomic(sheet(samples[: len(GRID_SEEDS)], columns=8), grids / f"epoch{trainer.epoch:04d}.png")
             health = watcher.measure(samples)
-            armed = trainer.best is not None or trainer.epoch >= watch.WARMUP_EPOCHS
-            collapse = health["alike"] and armed
+            collapse = watch.collapsed(health, trainer.best is not None, trainer.epoch)
             record.update(health, collapse=collapse, time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")

@@ -16,3 +16,15 @@ def test_real_looking_samples_pass_and_twins_trip_the_alarm():
     assert not healthy["alike"] and healthy["near_duplicate_rate"] < 0.1 and healthy["diversity_ratio"] > 0.8
     twins = watch.measure(np.repeat(sprites(8, 3), 8, axis=0))  # 8 creatures, 8 copies each
     assert twins["alike"] and twins["near_duplicate_rate"] == 1.0
+
+
+def test_alarm_rules_ignore_a_slow_start_but_not_twins_or_a_shrinking_spread():
+    from dcgan.train.watch import WARMUP_EPOCHS, collapsed
+
+    slow = {"diversity_ratio": 0.3, "near_duplicate_rate": 0.0}
+    twins = {"diversity_ratio": 0.9, "near_duplicate_rate": 0.6}
+    assert not collapsed(slow, passed_before=False, epoch=50)  # never diverse yet: still forming
+    assert collapsed(slow, passed_before=True, epoch=50)  # was diverse, now shrunk
+    assert not collapsed(twins, passed_before=False, epoch=WARMUP_EPOCHS - 1)
+    assert collapsed(twins, passed_before=False, epoch=WARMUP_EPOCHS)
+    assert collapsed(twins, passed_before=True, epoch=1)
