@@ -313,7 +313,8 @@ def fit(
             samples = trainer.sample(watch.WATCH_SEEDS)
             save_atomic(sheet(samples[: len(GRID_SEEDS)], columns=8), grids / f"epoch{trainer.epoch:04d}.png")
             health = watcher.measure(samples)
-            collapse = watch.collapsed(health, trainer.best is not None, trainer.epoch)
+            best_diversity = trainer.best["diversity_ratio"] if trainer.best else None
+            collapse = watch.collapsed(health, best_diversity, trainer.epoch)
             record.update(health, collapse=collapse, time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")

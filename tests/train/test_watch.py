@@ -23,8 +23,9 @@ def test_alarm_rules_ignore_a_slow_start_but_not_twins_or_a_shrinking_spread():
 
     slow = {"diversity_ratio": 0.3, "near_duplicate_rate": 0.0}
     twins = {"diversity_ratio": 0.9, "near_duplicate_rate": 0.6}
-    assert not collapsed(slow, passed_before=False, epoch=50)  # never diverse yet: still forming
-    assert collapsed(slow, passed_before=True, epoch=50)  # was diverse, now shrunk
-    assert not collapsed(twins, passed_before=False, epoch=WARMUP_EPOCHS - 1)
-    assert collapsed(twins, passed_before=False, epoch=WARMUP_EPOCHS)
-    assert collapsed(twins, passed_before=True, epoch=1)
+    assert not collapsed(slow, best_diversity=None, epoch=50)  # never diverse yet: still forming
+    assert not collapsed(slow, best_diversity=0.55, epoch=50)  # only just passed: hovering, not collapse
+    assert collapsed(slow, best_diversity=1.0, epoch=50)  # was clearly diverse, now shrunk
+    assert not collapsed(twins, best_diversity=None, epoch=WARMUP_EPOCHS - 1)
+    assert collapsed(twins, best_diversity=None, epoch=WARMUP_EPOCHS)
+    assert collapsed(twins, best_diversity=0.6, epoch=1)
