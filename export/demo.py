@@ -16,26 +16,20 @@ from dcgan.serve.latent import latents
 from dcgan.train.checkpoint import save_checkpoint
 from dcgan.train.config import ModelConfig, TrainConfig
 from dcgan.train.loop import Trainer
+from dcgan.train.model import recompute_batch_norm
 
 
 @torch.no_grad()
 def calibrate(generator: nn.Module, nz: int, samples: int = 256) -> nn.Module:
     """Set every batch norm's running statistics to those of `samples` latents, and scale the output layer
     so tanh sees unit-variance inputs, like a trained model's. Returns the generator in eval mode."""
-    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average: exactly these batches' statistics
-    generator.train()
     last = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)][-1]
     seen = []
     hook = last.register_forward_hook(lambda _m, _i, out: seen.append(out.std()))
-    generator(torch.from_numpy(latents(range(samples), nz)))
+    recompute_batch_norm(generator, [torch.from_numpy(latents(range(samples), nz))])
     hook.remove()
     last.weight.div_(seen[0])
-    for m in norms:
-        m.momentum = 0.1
-    return generator.eval()
+    return generator
 
 
 def demo_checkpoint(path: Path, model_cfg: ModelConfig | None = None, seed: int = 0) -> Path:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dcgan.serve.contract import EXPORT_MANIFEST, META_PREFIX, OUTPUT_SPRITE
+from dcgan.serve.files import write_text_atomic
 from dcgan.serve.latent import LATENT_RECIPE, latents
 from dcgan.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, package_version
 from dcgan.train.config import ModelConfig
@@ -180,7 +181,5 @@ def export_checkpoint(
         "parity": [r.to_dict() for r in rows],
     }  # fmt: skip
     path = out_dir / EXPORT_MANIFEST
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(manifest, indent=2))
     return ExportResult(out_dir, files, rows, path)

@@ -7,7 +7,6 @@ the file, and how to load it back and run it, which the parity check uses.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from dcgan.serve.contract import FILES, INPUT, META_PREFIX, OUTPUT_IMAGE, OUTPUT_SPRITE, TORCHSCRIPT_EXTRA_FILE
+from dcgan.serve.files import write_atomic
 
 from .modules import HalfPrecision, SpriteHead
 
@@ -107,7 +107,7 @@ def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path, output: st
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
-    _atomic(path, lambda tmp: onnx.save_model(model, str(tmp)))
+    write_atomic(path, lambda tmp: onnx.save_model(model, str(tmp)))
 
 
 def _has_onnxscript() -> bool:
@@ -127,16 +127,7 @@ def _write_torchscript(module: nn.Module, example: torch.Tensor, path: Path, out
     extra = {TORCHSCRIPT_EXTRA_FILE: json.dumps(metadata, indent=1)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation: the README says so once
-        _atomic(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=extra))
-
-
-def _atomic(path: Path, save: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=extra))
 
 
 # -- runners (for the parity check) ---------------------------------------------------------------------

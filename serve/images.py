@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .files import write_atomic
 
 SHEET_BACKGROUND = (235, 235, 235)  # light grey: dark outlines and white bodies both stay visible
 
@@ -40,12 +41,8 @@ def sheet(
 def save_atomic(img: Image.Image, path: Path, **save_args) -> None:
     """Save through a temporary name, so a reader never sees half a picture."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        img.save(tmp, format=save_args.pop("format", None) or path.suffix.lstrip(".").upper(), **save_args)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    fmt = save_args.pop("format", None) or path.suffix.lstrip(".").upper()
+    write_atomic(path, lambda tmp: img.save(tmp, format=fmt, **save_args))
 
 
 def animate(frames: Sequence[Path], path: Path, max_frames: int = 60, scale: float = 0.5, ms: int = 250) -> None:

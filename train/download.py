@@ -18,6 +18,8 @@ from pathlib import Path
 
 import click
 
+from dcgan.serve.files import write_text_atomic
+
 POKEAPI_BASE_URL = "https://raw.githubusercontent.com/PokeAPI/sprites/master/sprites/pokemon/"
 POKEAPI_IDS = range(1, 1026)
 SOURCE_HINT = (
@@ -137,7 +139,5 @@ def fetch_pokeapi_sprites(
         "files": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files},
         "completed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = cache_dir / (MANIFEST + ".part")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, cache_dir / MANIFEST)
+    write_text_atomic(cache_dir / MANIFEST, json.dumps(manifest, indent=1))
     return cache_dir

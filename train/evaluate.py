@@ -94,6 +94,7 @@ def main(model: Path, data: Path, holdout: Path | None, count: int, bins: int, o
       dcgan-eval src/generator-rgba8.onnx --data sprites/ -n 500 --out report/
     """
     require_torch("dcgan-eval")
+    from dcgan.serve.files import write_text_atomic
     from dcgan.serve.images import save_atomic, sheet
 
     from .metrics import evaluate, nearest_indices, pixel_features
@@ -125,9 +126,7 @@ def main(model: Path, data: Path, holdout: Path | None, count: int, bins: int, o
     result["model"] = source
     result["note"] = note or None
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out / "metrics.json")
+    write_text_atomic(out / "metrics.json", json.dumps(result, indent=2))
     save_atomic(sheet(sprites[:64], columns=8), out / "sheet.png")
     # 16 generated sprites, each followed by its nearest training sprite
     first = sprites[:16]

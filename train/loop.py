@@ -31,7 +31,7 @@ from .augment import diff_augment, parse_policy
 from .checkpoint import CHECKPOINT_NAME, FORMAT, package_version, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import SpriteSet
-from .model import build_models
+from .model import build_models, recompute_batch_norm
 
 GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shared latent convention
 BEST_NAME = "best.pt"  # the checkpoint with the most diverse samples that did not trip the collapse alarm
@@ -202,18 +202,12 @@ class Trainer:
     def refresh_ema_stats(self, samples: int = 512) -> None:
         """Give the EMA generator batch-norm statistics of its own weights (copying G's, which belong to other
         weights, gives faint smudges): the average over fixed latents, in train mode."""
-        g = self.G_ema
-        norms = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches below
-        g.train()
-        for start in range(0, samples, self.cfg.batch_size):
-            seeds = range(10**6 + start, 10**6 + min(start + self.cfg.batch_size, samples))  # not the grid's seeds
-            g(torch.from_numpy(latents(seeds, self.model_cfg.nz)).to(self.device))
-        for m in norms:
-            m.momentum = 0.1
-        g.eval()
+        b = self.cfg.batch_size
+        batches = (  # seeds from 10**6 on: not the grid's
+            torch.from_numpy(latents(range(10**6 + i, 10**6 + min(i + b, samples)), self.model_cfg.nz)).to(self.device)
+            for i in range(0, samples, b)
+        )
+        recompute_batch_norm(self.G_ema, batches)
 
     @torch.no_grad()
     def sample(self, seeds) -> np.ndarray:

@@ -100,3 +100,20 @@ def generator_flops(cfg: ModelConfig) -> int:
         side, width = side * 2, width // 2
     flops += 2 * side * side * width * cfg.channels * 16
     return flops
+
+
+@torch.no_grad()
+def recompute_batch_norm(generator: nn.Module, batches) -> nn.Module:
+    """Set every batch norm's running statistics to the average over `batches` of latents (train-mode
+    forward passes), so they belong to these weights. Returns the generator in eval mode."""
+    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: exactly these batches' statistics
+    generator.train()
+    for z in batches:
+        generator(z)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return generator.eval()
