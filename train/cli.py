@@ -13,13 +13,13 @@ from pathlib import Path
 
 import click
 
-from .config import PRESETS, ModelConfig, TrainConfig
+from .config import D_NORMS, LOSSES, PRESETS, ModelConfig, TrainConfig
 
 M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
-    "diffaugment", "ema_half_life",
+    "diffaugment", "ema_half_life", "loss", "gp_weight", "d_norm",
 )  # fmt: skip
 
 
@@ -92,9 +92,23 @@ def check_new_run_dir(path: Path) -> None:
     help="Epochs between grid PNGs and metrics lines.",
 )
 @click.option(
+    "--loss",
+    type=click.Choice(LOSSES),
+    default=T.loss,
+    help="hinge; bce: the non-saturating loss of the DCGAN paper; wgan-gp: Wasserstein with gradient penalty.",
+)
+@click.option("--gp-weight", type=click.FloatRange(min=0), default=T.gp_weight, help="Penalty weight of wgan-gp.")
+@click.option(
+    "--d-norm",
+    type=click.Choice(D_NORMS),
+    default=M.d_norm,
+    help="Discriminator normalisation: spectral norm, the paper's batch norm, or none (with wgan-gp, "
+    "whose per-sample penalty batch norm breaks).",
+)
+@click.option(
     "--diffaugment",
     default=T.diffaugment,
-    help="DiffAugment policy for real and fake sprites, e.g. color,translation,cutout (colour never touches alpha).",
+    help="DiffAugment policy for real and fake sprites (colour never touches alpha); '' for none.",
 )
 @click.option(
     "--ema-half-life",
@@ -106,7 +120,8 @@ def check_new_run_dir(path: Path) -> None:
     "--preset",
     type=click.Choice(sorted(PRESETS)),
     default="default",
-    help="article: the original article's setup (batch 32, no flips, 100 epochs), for comparison.",
+    help="article: the original article's setup (BCE, batch norm in D, no augmentation, no EMA, batch 32, "
+    "no flips, 100 epochs), for comparison.",
 )
 @click.option(
     "--stop-on-collapse", is_flag=True, help="End the run when the mode-collapse alarm trips (best.pt stays)."
@@ -130,6 +145,9 @@ def main(
     channels_last,
     flip,
     sample_every,
+    loss,
+    gp_weight,
+    d_norm,
     diffaugment,
     ema_half_life,
     preset,
@@ -166,15 +184,19 @@ def main(
     else:
         run_dir = out if out is not None else next_run_dir()
         check_new_run_dir(run_dir)
+        model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm)
         train = dict(batch_size=batch_size, lr=lr, seed=seed, amp=amp, channels_last=channels_last, flip=flip,
-                     sample_every=sample_every, diffaugment=diffaugment, ema_half_life=ema_half_life,
-                     epochs=epochs or T.epochs)  # fmt: skip
+                     sample_every=sample_every, loss=loss, gp_weight=gp_weight, diffaugment=diffaugment,
+                     ema_half_life=ema_half_life, epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
-            if key not in train or ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
-                train[key] = value
+            if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
+                (model if key in model else train)[key] = value
+        if train["loss"] == "wgan-gp" and model["d_norm"] == "batch":
+            raise click.UsageError("--loss wgan-gp penalises each sample's gradient, which batch norm mixes; "
+                                   "use --d-norm none or spectral")  # fmt: skip
         epochs = train.pop("epochs")
         job = jobs.new_job(data=data, run_dir=run_dir, epochs=epochs, device=device,
-                           model=dict(nz=nz, ngf=ngf, ndf=ndf), train=dict(train, preset=preset))  # fmt: skip
+                           model=model, train=dict(train, preset=preset))  # fmt: skip
     stop = StopRequest()
     with _stop_on_signals(stop):
         jobs.run(job, stop=stop, show_progress=not quiet, stop_on_collapse=stop_on_collapse)

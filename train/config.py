@@ -11,6 +11,15 @@ from dataclasses import asdict, dataclass
 
 BASE_SIZE = 6  # side of the first feature map; every later stage doubles it
 
+# Discriminator normalisation: "batch" is the DCGAN paper's; "spectral" (Miyato et al. 2018) replaces it with
+# spectral norm on every convolution; "none" suits --loss wgan-gp, whose per-sample penalty batch norm breaks.
+D_NORMS = ("spectral", "batch", "none")
+LOSSES = ("hinge", "bce", "wgan-gp")
+
+# What checkpoints written before a setting existed were trained with (their dicts lack the key).
+LEGACY_MODEL = {"d_norm": "batch"}
+LEGACY_TRAIN = {"loss": "bce", "diffaugment": "", "ema_half_life": 0}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -19,8 +28,11 @@ class ModelConfig:
     ndf: int = 64  # discriminator width: channels of the first stage
     channels: int = 4  # RGBA
     image_size: int = 96
+    d_norm: str = "spectral"  # discriminator normalisation: D_NORMS
 
     def __post_init__(self) -> None:
+        if self.d_norm not in D_NORMS:
+            raise ValueError(f"d_norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
         for name in ("nz", "ngf", "ndf", "channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -44,7 +56,7 @@ class ModelConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{**LEGACY_MODEL, **d})
 
 
 @dataclass(frozen=True)
@@ -60,12 +72,18 @@ class TrainConfig:
     flip: bool = True  # random horizontal flips of real sprites
     sample_every: int = 1  # epochs between grids + metrics lines
     preset: str = "default"  # the recipe the settings came from (PRESETS)
-    diffaugment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; "" for none
-    ema_half_life: int = 0  # images over which the EMA generator's weights halve their lag; 0: no EMA
+    loss: str = "hinge"  # LOSSES: hinge, non-saturating BCE, or Wasserstein with gradient penalty
+    gp_weight: float = 10.0  # gradient-penalty weight of --loss wgan-gp
+    diffaugment: str = "color,translation,cutout"  # DiffAugment policy; "" for none
+    ema_half_life: int = 5000  # images over which the EMA generator's weights halve their lag; 0: no EMA
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        return cls(**{k: v for k, v in {**LEGACY_TRAIN, **d}.items() if k in cls.__dataclass_fields__})
 
 
 # Named recipes: settings that replace TrainConfig's defaults where the command line does not set them.
@@ -73,5 +91,13 @@ PRESETS: dict[str, dict] = {
     "default": {},
     # the article this project starts from: plain DCGAN, BCE, no augmentation, batch 32, Adam 2e-4 / 0.5,
     # 100 epochs; its samples collapsed to one creature at a time
-    "article": {"batch_size": 32, "flip": False, "epochs": 100},
+    "article": {
+        "batch_size": 32,
+        "flip": False,
+        "epochs": 100,
+        "loss": "bce",
+        "d_norm": "batch",
+        "diffaugment": "",
+        "ema_half_life": 0,
+    },  # fmt: skip
 }

@@ -22,6 +22,9 @@ METRICS = {  # name: (what it says, which way is good)
     "jsd": ("Jensen-Shannon divergence of the bin shares, at holdout count", "low"),
     "memorisation_ratio": ("distance to the nearest training sprite, over the holdout's", ">= 0.9 (below: copying)"),
     "kid": ("KID against the training set in a fixed random-CNN space", "low"),
+    "ms_ssim": ("mean MS-SSIM of random pairs (1 = identical)", "near the floor; high: alike"),
+    "fid_inception": ("FID against the training set, Inception-v3 features, at holdout count", "low"),
+    "kid_inception": ("KID against the training set, Inception-v3 features", "low"),
 }
 
 
@@ -84,14 +87,27 @@ def report_table(result: dict) -> str:
 @click.option("--bins", type=click.IntRange(min=2), default=40, help="k-means bins of the training set (NDB, JSD).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, show_default=False,
               help="Folder for metrics.json, sheet.png, neighbours.png. Default: RUN/eval, or eval-NAME.")  # fmt: skip
+@click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              show_default=False, help="torchvision's Inception-v3 state dict (a local .pth; nothing is downloaded): "
+              "adds FID and KID in Inception's feature space.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an earlier report in --out.")
-def main(model: Path, data: Path, holdout: Path | None, count: int, bins: int, out: Path | None, overwrite: bool):
+def main(
+    model: Path,
+    data: Path,
+    holdout: Path | None,
+    count: int,
+    bins: int,
+    out: Path | None,
+    inception_weights: Path | None,
+    overwrite: bool,
+):
     """Measure diversity, mode coverage and memorisation of MODEL (checkpoint, run folder or ONNX file).
 
     \b
     Examples:
       dcgan-eval runs/demo --data ../shared/data/pokemon --holdout ../shared/data/pokemon-holdout
       dcgan-eval src/generator-rgba8.onnx --data sprites/ -n 500 --out report/
+      dcgan-eval runs/demo --data sprites/ --inception-weights inception_v3_google-0cc3c7bd.pth
     """
     require_torch("dcgan-eval")
     from dcgan.serve.files import write_text_atomic
@@ -106,6 +122,14 @@ def main(model: Path, data: Path, holdout: Path | None, count: int, bins: int, o
     if not overwrite and any((out / name).exists() for name in names):
         raise click.ClickException(f"{out} already holds a report; pass --overwrite or choose another --out")
 
+    inception = None
+    if inception_weights is not None:
+        from .inception import Inception, InceptionError
+
+        try:
+            inception = Inception(inception_weights)
+        except InceptionError as err:
+            raise click.BadParameter(str(err), param_hint="--inception-weights") from err
     train = load_sprites(data, "--data")
     note = ""
     if holdout is not None:
@@ -122,7 +146,7 @@ def main(model: Path, data: Path, holdout: Path | None, count: int, bins: int, o
     if note:
         click.echo(f"note: {note}", err=True)
 
-    result = evaluate(sprites, train, real_holdout, k=bins)
+    result = evaluate(sprites, train, real_holdout, k=bins, inception=inception)
     result["model"] = source
     result["note"] = note or None
     out.mkdir(parents=True, exist_ok=True)

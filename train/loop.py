@@ -1,4 +1,4 @@
-"""The training loop: DCGAN with the non-saturating BCE loss, resumable to the step.
+"""The training loop: DCGAN with the hinge, non-saturating BCE or WGAN-GP loss, resumable to the step.
 
 Every random draw of training (epoch order, flips, noise) comes from one CPU torch.Generator whose state the
 checkpoint carries, together with the epoch's order and the position in it, so a run that is interrupted
@@ -66,6 +66,28 @@ def resolve_device(name: str) -> torch.device:
             f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu"
         )
     return device
+
+
+def discriminator_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss on raw scores (logits) of real and generated sprites; lower is better for D."""
+    if loss == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + F.binary_cross_entropy_with_logits(
+            d_fake, torch.zeros_like(d_fake)
+        )
+    if loss == "wgan-gp":  # the critic's Wasserstein estimate, negated; the penalty is added by the caller
+        return d_fake.mean() - d_real.mean()
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def generator_loss(loss: str, d_gen: torch.Tensor) -> torch.Tensor:
+    """Generator loss on the discriminator's raw scores of generated sprites."""
+    if loss == "bce":  # the non-saturating loss: fake -> 1
+        return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+    if loss in ("hinge", "wgan-gp"):
+        return -d_gen.mean()
+    raise ValueError(f"unknown loss {loss!r}")
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -161,28 +183,28 @@ class Trainer:
         if self.cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         z = torch.randn(b, self.model_cfg.nz, generator=self.rng).to(self.device)
-        ones = torch.ones(b, device=self.device)
-        zeros = torch.zeros(b, device=self.device)
 
         def augment(x: torch.Tensor) -> torch.Tensor:  # the same policy for real and fake, in both steps
             return diff_augment(x, self.policy, self.rng) if self.policy else x
 
-        # discriminator: real -> 1, fake -> 0
+        # discriminator: score real sprites high and generated ones low
         with self.autocast():
             fake = self.G(z)
-            d_real = self.D(augment(real))
-            d_fake = self.D(augment(fake.detach()))
-            loss_d = F.binary_cross_entropy_with_logits(d_real.float(), ones) + F.binary_cross_entropy_with_logits(
-                d_fake.float(), zeros
-            )
+            real_in = augment(real)
+            fake_in = augment(fake.detach())
+            d_real = self.D(real_in).float()
+            d_fake = self.D(fake_in).float()
+            loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake)
+        if self.cfg.loss == "wgan-gp":
+            loss_d = loss_d + self.cfg.gp_weight * self.gradient_penalty(real_in, fake_in)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
 
-        # generator: the non-saturating loss, fake -> 1
+        # generator: make the discriminator score its sprites as real
         with self.autocast():
-            d_gen = self.D(augment(fake))
-            loss_g = F.binary_cross_entropy_with_logits(d_gen.float(), ones)
+            d_gen = self.D(augment(fake)).float()
+            loss_g = generator_loss(self.cfg.loss, d_gen)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -194,9 +216,18 @@ class Trainer:
         return {
             "loss_d": loss_d.item(),
             "loss_g": loss_g.item(),
-            "d_x": torch.sigmoid(d_real.float()).mean().item(),
-            "d_g_z": torch.sigmoid(d_fake.float()).mean().item(),
+            "d_x": d_real.mean().item(),  # mean raw scores: their gap is what every loss widens
+            "d_g_z": d_fake.mean().item(),
         }
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """WGAN-GP (Gulrajani et al. 2017): (|grad D| - 1)^2 at random points between real and fake sprites."""
+        t = torch.rand(real.shape[0], 1, 1, 1, generator=self.rng).to(self.device)
+        mixed = (real.detach() + t * (fake.detach() - real.detach())).requires_grad_(True)
+        with self.autocast():
+            score = self.D(mixed).float()
+        (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
+        return (grad.float().flatten(1).norm(dim=1) - 1).square().mean()
 
     @torch.no_grad()
     def refresh_ema_stats(self, samples: int = 512) -> None:
@@ -345,5 +376,5 @@ def _link(src: Path, dest: Path) -> None:
 def _describe(stats: dict, rate: float) -> str:
     return (
         f"loss_D {stats['loss_d']:.3f}  loss_G {stats['loss_g']:.3f}  "
-        f"D(x) {stats['d_x']:.3f}  D(G(z)) {stats['d_g_z']:.3f}  {rate:.0f} img/s"
+        f"D(x) {stats['d_x']:+.2f}  D(G(z)) {stats['d_g_z']:+.2f}  {rate:.0f} img/s"
     )

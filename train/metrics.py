@@ -3,6 +3,8 @@
 Every metric works on sprites alpha-composited onto one fixed background (the sheets' light grey), so
 transparent pixels compare equal whatever colour they carry. Distances are Euclidean in pixel space at half
 resolution (48 x 48 x 3, values in [0, 1]); KID uses a fixed, randomly initialised CNN as its feature space.
+MS-SSIM (pytorch-msssim) compares random pairs at full resolution in the configuration MS_SSIM, and FID/KID in
+Inception's space are added only when the caller supplies a local Inception network (dcgan.train.inception).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from torch import nn
 from dcgan.serve.images import composite
 
 FEATURE_SEED = 0  # the random CNN of KID: the same weights in every run, on every machine
+
+# MS-SSIM at 96 px: the standard five scales and weights (Wang et al. 2003) need a Gaussian window small
+# enough for the coarsest scale, 96 / 2^4 = 6 px: pytorch-msssim requires side > (window - 1) * 2^4, so the
+# window is 5 px (sigma 1.5) instead of 11. Computed on composited RGB in [0, 1].
+MS_SSIM = {"win_size": 5, "win_sigma": 1.5, "weights": [0.0448, 0.2856, 0.3001, 0.2363, 0.1333], "data_range": 1.0}
+MS_SSIM_PAIRS = 1000
 
 
 def pixel_features(sprites: np.ndarray) -> np.ndarray:
@@ -50,6 +58,25 @@ def nearest_distances(x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarra
 def nearest_indices(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Index into `ref` of each row of x's nearest neighbour."""
     return sq_distances(x, ref).argmin(axis=1)
+
+
+def mean_ms_ssim(sprites: np.ndarray, pairs: int = MS_SSIM_PAIRS, seed: int = 0) -> float:
+    """Mean MS-SSIM over `pairs` random pairs of different sprites (1: identical; lower: more varied)."""
+    from pytorch_msssim import ms_ssim
+
+    n = len(sprites)
+    if n < 2:
+        raise ValueError("MS-SSIM needs at least two sprites")
+    rng = np.random.default_rng(seed)
+    first = rng.integers(n, size=pairs)
+    second = (first + rng.integers(1, n, size=pairs)) % n  # never the sprite itself
+    rgb = torch.from_numpy(composite(sprites).astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        values = [
+            ms_ssim(rgb[first[i : i + 250]], rgb[second[i : i + 250]], size_average=False, **MS_SSIM)
+            for i in range(0, pairs, 250)
+        ]
+    return float(torch.cat(values).mean())
 
 
 def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 30) -> np.ndarray:
@@ -136,10 +163,13 @@ def subsets(n: int, size: int) -> list[slice]:
     return [slice(i, i + size) for i in range(0, max(n - size, 0) + 1, size)] or [slice(0, n)]
 
 
-def evaluate(generated: np.ndarray, train: np.ndarray, holdout: np.ndarray, k: int = 40, seed: int = 0) -> dict:
+def evaluate(
+    generated: np.ndarray, train: np.ndarray, holdout: np.ndarray, k: int = 40, seed: int = 0, inception=None
+) -> dict:
     """Every metric for `generated` and, as its floor, for `holdout` (real sprites the model never saw),
     both against `train`. Count-sensitive metrics compare equal counts: the generated set is cut into
-    holdout-sized subsets and their mean is reported."""
+    holdout-sized subsets and their mean is reported. `inception` (dcgan.train.inception.Inception) adds
+    FID and KID in its feature space."""
     g, t, h = pixel_features(generated), pixel_features(train), pixel_features(holdout)
     m = len(h)
     train_spread = mean_pairwise_distance(t)
@@ -169,7 +199,16 @@ def evaluate(generated: np.ndarray, train: np.ndarray, holdout: np.ndarray, k: i
         "jsd": (at_holdout_size(g, jsd_of), jsd_of(h)),
         "memorisation_ratio": (float(nearest_distances(g, t).mean()) / holdout_memo, 1.0),
         "kid": (kid(features(generated), ft), kid(features(holdout), ft)),
+        "ms_ssim": (mean_ms_ssim(generated, seed=seed), mean_ms_ssim(holdout, seed=seed)),
     }
+    config = {}
+    if inception is not None:
+        from .inception import fid
+
+        fg, ft, fh = inception(generated), inception(train), inception(holdout)
+        rows["fid_inception"] = (at_holdout_size(fg, lambda x: fid(x, ft)), fid(fh, ft))
+        rows["kid_inception"] = (kid(fg, ft), kid(fh, ft))
+        config["inception"] = inception.describe()
     return {
         "metrics": {name: {"model": model, "real_floor": floor} for name, (model, floor) in rows.items()},
         "counts": {"generated": len(g), "train": len(t), "holdout": m},
@@ -179,5 +218,7 @@ def evaluate(generated: np.ndarray, train: np.ndarray, holdout: np.ndarray, k: i
             "kmeans_bins": k,
             "kmeans_seed": seed,
             "kid_features": f"random CNN (4 stride-2 convs to 256, ReLU, average pool), torch seed {FEATURE_SEED}",
+            "ms_ssim": {**MS_SSIM, "pairs": MS_SSIM_PAIRS, "library": "pytorch-msssim", "resolution": "96 x 96 RGB"},
+            **config,
         },
     }

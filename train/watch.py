@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import mean_pairwise_distance, nearest_distances, pixel_features
+from .metrics import mean_ms_ssim, mean_pairwise_distance, nearest_distances, pixel_features
 
 WATCH_SEEDS = range(256)  # the samples measured every --sample-every epochs (the grid shows the first 64)
 NEAR_DUPLICATE_ALARM = 0.25  # share of samples with a twin; real sprites: 0 by construction
@@ -37,13 +37,19 @@ class CollapseWatch:
         return cls(mean_pairwise_distance(real), float(nearest_distances(real).min()))
 
     def measure(self, sprites: np.ndarray) -> dict:
-        """diversity_ratio, near_duplicate_rate and alike (past either alarm threshold) for uint8 RGBA sprites
-        (N, H, W, 4). Whether `alike` means collapse depends on the stage of training: see WARMUP_EPOCHS."""
+        """diversity_ratio, near_duplicate_rate, ms_ssim (recorded, not alarmed on) and alike (past either alarm
+        threshold) for uint8 RGBA sprites (N, H, W, 4). Whether `alike` means collapse depends on the stage of
+        training: see WARMUP_EPOCHS."""
         x = pixel_features(sprites)
         diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
         near_dup = float((nearest_distances(x) < self.threshold).mean())
         alike = near_dup >= NEAR_DUPLICATE_ALARM or diversity < DIVERSITY_ALARM
-        return {"diversity_ratio": float(diversity), "near_duplicate_rate": near_dup, "alike": bool(alike)}
+        return {
+            "diversity_ratio": float(diversity),
+            "near_duplicate_rate": near_dup,
+            "ms_ssim": mean_ms_ssim(sprites, pairs=500),
+            "alike": bool(alike),
+        }
 
 
 def collapsed(health: dict, best_diversity: float | None, epoch: int) -> bool:

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 
 from conftest import synthetic_sprite
 from dcgan.train.evaluate import main as eval_main
-from dcgan.train.metrics import evaluate, jsd, kid, kmeans, ndb, nearest_distances, pixel_features
+from dcgan.train.inception import fid
+from dcgan.train.metrics import evaluate, jsd, kid, kmeans, mean_ms_ssim, ndb, nearest_distances, pixel_features
 
 
 def sprites(n: int, seed: int) -> np.ndarray:
@@ -57,7 +58,27 @@ def test_a_real_holdout_scores_like_the_floor_and_collapse_is_caught(real):
     assert collapsed["diversity_ratio"]["model"] < 0.8 * fresh["diversity_ratio"]["model"]
     assert collapsed["jsd"]["model"] > 3 * fresh["jsd"]["model"]
     assert collapsed["kid"]["model"] > fresh["kid"]["model"]
+    assert collapsed["ms_ssim"]["model"] > fresh["ms_ssim"]["model"] + 0.2
+    assert fresh["ms_ssim"]["model"] == pytest.approx(fresh["ms_ssim"]["real_floor"], abs=0.1)
     assert 0.9 < fresh["memorisation_ratio"]["model"] < 1.1
+
+
+def test_ms_ssim_is_one_for_twins_and_works_at_96_px(real):
+    train, _ = real
+    assert mean_ms_ssim(np.repeat(train[:1], 4, axis=0)) == pytest.approx(1.0)
+    varied = mean_ms_ssim(train)
+    assert 0 < varied < 0.9
+    blank = np.zeros_like(train[:2])  # two empty sprites composite to the same background: identical
+    assert mean_ms_ssim(np.concatenate([blank, train[:1]]), pairs=300) > varied
+
+
+def test_fid_matches_the_closed_form_for_diagonal_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 3)) * [1.0, 2.0, 0.5]
+    b = rng.normal(size=(20000, 3)) * [2.0, 2.0, 1.5] + [1.0, 0.0, 0.0]
+    # diagonal covariances: |mu_a - mu_b|^2 + sum (sigma_a - sigma_b)^2 = 1 + (1 + 0 + 1)
+    assert fid(a, b) == pytest.approx(3.0, rel=0.03)
+    assert fid(a, a) == pytest.approx(0.0, abs=1e-6) and fid(a, b) == pytest.approx(fid(b, a), rel=1e-6)
 
 
 def test_copying_the_training_set_shows_in_memorisation(real):
@@ -83,7 +104,8 @@ def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, 
         "jsd",
         "memorisation_ratio",
         "kid",
-    }
+        "ms_ssim",
+    }  # no Inception rows without --inception-weights
     assert report["counts"] == {"generated": 32, "train": 48, "holdout": 12}
     assert (tmp_path / "r" / "sheet.png").exists() and (tmp_path / "r" / "neighbours.png").exists()
     again = CliRunner().invoke(
@@ -105,3 +127,26 @@ def test_without_holdout_the_floor_comes_from_the_data_with_a_note(tiny_export, 
     assert result.exit_code == 0, result.output
     assert "no --holdout" in result.output
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["counts"]["holdout"] == 5
+
+
+@pytest.mark.slow
+def test_inception_metrics_come_only_from_a_local_weights_file(tiny_export, make_sprites, tmp_path):
+    torch = pytest.importorskip("torch")
+    from torchvision.models import inception_v3
+
+    weights = tmp_path / "inception.pth"  # the architecture of torchvision's file, with random weights
+    torch.manual_seed(0)
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), weights)
+    data, hold = make_sprites(20, name="train", seed=8), make_sprites(8, name="hold", seed=9)
+    args = [str(tiny_export), "--data", str(data), "--holdout", str(hold), "-n", "16", "--bins", "2"]
+    result = CliRunner().invoke(eval_main, [*args, "--inception-weights", str(weights), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert {"fid_inception", "kid_inception"} <= set(report["metrics"])
+    assert report["metrics"]["fid_inception"]["model"] > 0 and "inception.pth" in report["config"]["inception"]
+
+    not_inception = tmp_path / "other.pth"
+    torch.save({"weight": torch.zeros(2)}, not_inception)
+    for bad, says in [(not_inception, "not torchvision's Inception-v3"), (tmp_path / "nope.pth", "no such file")]:
+        result = CliRunner().invoke(eval_main, [*args, "--inception-weights", str(bad), "--out", str(tmp_path / "x")])
+        assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output

@@ -1,8 +1,11 @@
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
+from torch.nn.utils.parametrize import ParametrizationList
 
-from dcgan.train.config import ModelConfig
+from dcgan.train.config import D_NORMS, ModelConfig
 from dcgan.train.model import Discriminator, Generator, build_models, generator_flops
 
 
@@ -23,24 +26,42 @@ def test_discriminator_returns_one_logit_per_image():
     assert (logits < 0).any() or (logits > 1).any() or logits.std() > 0  # raw logits, no sigmoid squashing
 
 
-@pytest.mark.parametrize("net", [Generator, Discriminator])
-def test_follows_dcgan_guidelines(net):
-    model = net(ModelConfig(ngf=8, ndf=8))
-    kinds = {type(m) for m in model.modules()} - {net, nn.Sequential}
-    allowed = {nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.Tanh, nn.LeakyReLU}
+@pytest.mark.parametrize("net, d_norm", [(Generator, "spectral"), *((Discriminator, n) for n in D_NORMS)])
+def test_follows_dcgan_guidelines(net, d_norm):
+    model = net(ModelConfig(ngf=8, ndf=8, d_norm=d_norm))
+    # a parametrised convolution is a dynamic subclass of nn.Conv2d
+    kinds = {nn.Conv2d if isinstance(m, nn.Conv2d) else type(m) for m in model.modules()} - {net, nn.Sequential}
+    spectral = {ParametrizationList, nn.ModuleDict, _SpectralNorm}
+    allowed = {nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.Tanh, nn.LeakyReLU} | spectral
     assert kinds <= allowed, f"unexpected layers {kinds - allowed}"  # no pooling, no dense layers
     layers = list(model.main)
     convs = [m for m in layers if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     assert all(c.stride == (2, 2) for c in convs[1:-1]), "hidden stages resample by stride"
+    norms = sum(isinstance(m, nn.BatchNorm2d) for m in layers)
     if net is Generator:
         assert isinstance(layers[-1], nn.Tanh) and isinstance(layers[-2], nn.ConvTranspose2d)  # no BN on output
         assert all(
             isinstance(m, nn.ReLU) for m in layers[:-1] if not isinstance(m, (nn.ConvTranspose2d, nn.BatchNorm2d))
         )
-    else:
-        assert isinstance(layers[1], nn.LeakyReLU) and layers[1].negative_slope == 0.2  # no BN on input
-        assert isinstance(layers[-1], nn.Conv2d)  # logits straight out of a convolution
-        assert sum(isinstance(m, nn.BatchNorm2d) for m in layers) == len(convs) - 2
+        assert norms == len(convs) - 1 and not kinds & spectral
+        return
+    assert isinstance(layers[1], nn.LeakyReLU) and layers[1].negative_slope == 0.2  # no BN on input
+    assert isinstance(layers[-1], nn.Conv2d)  # logits straight out of a convolution
+    assert norms == (len(convs) - 2 if d_norm == "batch" else 0)
+    assert all(parametrize.is_parametrized(c, "weight") for c in convs) == (d_norm == "spectral")
+    assert not any(parametrize.is_parametrized(c) for c in convs) or d_norm == "spectral"
+
+
+def test_spectral_norm_holds_every_discriminator_layer_to_gain_one():
+    torch.manual_seed(0)
+    _, d = build_models(ModelConfig(ndf=16))
+    for _ in range(30):  # each training-mode forward runs one power iteration
+        d(torch.randn(2, 4, 96, 96))
+    convs = [m for m in d.main if isinstance(m, nn.Conv2d)]
+    raw = [torch.linalg.matrix_norm(c.parametrizations.weight.original.detach().flatten(1), ord=2) for c in convs]
+    used = [torch.linalg.matrix_norm(c.weight.detach().flatten(1), ord=2) for c in convs]
+    assert max(abs(r - 1) for r in raw) > 0.3  # N(0, 0.02) weights have gains far from 1...
+    assert used == [pytest.approx(1.0, abs=0.05)] * len(convs)  # ...the layers the network uses are at 1
 
 
 def test_feature_maps_double_from_6_to_96():
@@ -59,8 +80,10 @@ def test_init_is_dcgan_normal():
     g, d = build_models(ModelConfig())
     big = g.main[3].weight  # 512 -> 256, 2M weights: the sample std is exact to ~0.1%
     assert abs(big.std().item() - 0.02) < 0.0005 and abs(big.mean().item()) < 0.0005
-    bn = torch.cat([m.weight for m in list(g.modules()) + list(d.modules()) if isinstance(m, nn.BatchNorm2d)])
+    bn = torch.cat([m.weight for m in g.modules() if isinstance(m, nn.BatchNorm2d)])
     assert abs(bn.mean().item() - 1.0) < 0.005 and abs(bn.std().item() - 0.02) < 0.005
+    wide = d.main[6].parametrizations.weight.original  # under spectral norm the raw weight is N(0, 0.02)
+    assert abs(wide.std().item() - 0.02) < 0.0005
 
 
 def test_width_64_generator_costs_the_documented_flops():
@@ -68,7 +91,9 @@ def test_width_64_generator_costs_the_documented_flops():
     assert round(generator_flops(ModelConfig()) / 1e9, 3) == 0.476
 
 
-@pytest.mark.parametrize("bad", [dict(image_size=100), dict(image_size=6), dict(nz=0), dict(ngf=-1)])
+@pytest.mark.parametrize(
+    "bad", [dict(image_size=100), dict(image_size=6), dict(nz=0), dict(ngf=-1), dict(d_norm="layer")]
+)
 def test_config_rejects_impossible_models(bad):
     with pytest.raises(ValueError):
         ModelConfig(**bad)
@@ -79,3 +104,8 @@ def test_config_round_trips_and_names_unknown_keys():
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="colour"):
         ModelConfig.from_dict({**cfg.to_dict(), "colour": 3})
+
+
+def test_checkpoints_from_before_a_setting_existed_keep_what_they_were_trained_with():
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k != "d_norm"}
+    assert ModelConfig.from_dict(old).d_norm == "batch"  # the only discriminator there was

@@ -224,6 +224,9 @@ def test_article_preset_sets_its_recipe_unless_overridden(make_sprites, tmp_path
     assert train(*args, "--out", tmp_path / "a").exit_code == 0
     cfg = load_checkpoint(tmp_path / "a")["train_config"]
     assert (cfg["preset"], cfg["batch_size"], cfg["flip"], cfg["epochs"]) == ("article", 8, False, 1)  # 32 > 8 images
+    # the plain DCGAN: BCE, batch norm in D, no augmentation, no EMA
+    assert (cfg["loss"], cfg["diffaugment"], cfg["ema_half_life"]) == ("bce", "", 0)
+    assert load_checkpoint(tmp_path / "a")["model_config"]["d_norm"] == "batch"
     assert train(*args, "--batch-size", 4, "--flip", "--out", tmp_path / "b").exit_code == 0
     cfg = load_checkpoint(tmp_path / "b")["train_config"]
     assert (cfg["batch_size"], cfg["flip"]) == (4, True)

@@ -1,0 +1,76 @@
+"""The three losses: their values on known scores, the gradient penalty on a critic whose gradient is known,
+and a short real training run with each, through the CLI."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from dcgan.train.checkpoint import load_checkpoint
+from dcgan.train.cli import main as train_main
+from dcgan.train.config import ModelConfig, TrainConfig
+from dcgan.train.loop import Trainer, discriminator_loss, generator_loss
+
+REAL = torch.tensor([2.0, 0.0, -1.0])
+FAKE = torch.tensor([-2.0, 0.5, 1.0])
+
+
+def test_hinge_loss_only_counts_scores_inside_the_margin():
+    # real: max(0, 1 - s) = 0, 1, 2 -> mean 1; fake: max(0, 1 + s) = 0, 1.5, 2 -> mean 7/6
+    assert discriminator_loss("hinge", REAL, FAKE).item() == pytest.approx(1 + 7 / 6)
+    assert generator_loss("hinge", FAKE).item() == pytest.approx(-(-2 + 0.5 + 1) / 3)
+
+
+def test_bce_is_the_non_saturating_loss():
+    softplus = nn.functional.softplus  # -log sigmoid(s) = softplus(-s)
+    expected_d = softplus(-REAL).mean() + softplus(FAKE).mean()
+    assert discriminator_loss("bce", REAL, FAKE).item() == pytest.approx(expected_d.item())
+    assert generator_loss("bce", FAKE).item() == pytest.approx(softplus(-FAKE).mean().item())
+
+
+def test_wasserstein_loss_is_the_score_gap():
+    assert discriminator_loss("wgan-gp", REAL, FAKE).item() == pytest.approx(FAKE.mean() - REAL.mean())
+    assert generator_loss("wgan-gp", FAKE).item() == pytest.approx(-FAKE.mean())
+
+
+@pytest.mark.parametrize("gain", [0.5, 1.0, 3.0])
+def test_gradient_penalty_of_a_linear_critic_is_its_gain_off_one_squared(gain):
+    cfg = ModelConfig(ngf=4, ndf=4, d_norm="none")
+    trainer = Trainer(cfg, TrainConfig(loss="wgan-gp", amp=False, channels_last=False), torch.device("cpu"), {})
+    direction = torch.randn(4 * 96 * 96)
+    direction *= gain / direction.norm()  # the critic's gradient everywhere: a vector of length `gain`
+    trainer.D = lambda x: x.flatten(1) @ direction
+    real, fake = torch.randn(5, 4, 96, 96), torch.randn(5, 4, 96, 96)
+    assert trainer.gradient_penalty(real, fake).item() == pytest.approx((gain - 1) ** 2, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("loss, d_norm", [("hinge", "spectral"), ("bce", "batch"), ("wgan-gp", "none")])
+def test_each_loss_trains_and_is_recorded(make_sprites, tmp_path, loss, d_norm):
+    run = tmp_path / "run"
+    args = ["--data", make_sprites(8), "--out", run, "--epochs", 2, "--loss", loss, "--d-norm", d_norm]
+    result = CliRunner().invoke(train_main, [*map(str, args), "--ngf", "4", "--ndf", "4", "--batch-size", "4", "-q"])
+    assert result.exit_code == 0, result.output
+    state = load_checkpoint(run)
+    assert (state["train_config"]["loss"], state["model_config"]["d_norm"]) == (loss, d_norm)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(abs(r["loss_d"]) < 1e3 and abs(r["loss_g"]) < 1e3 for r in records)
+    assert all(torch.isfinite(t).all() for t in state["generator"].values())
+
+
+def test_wgan_gp_with_a_batch_norm_critic_is_refused(make_sprites, tmp_path):
+    args = ["--data", make_sprites(4), "--out", tmp_path / "run", "--loss", "wgan-gp", "--d-norm", "batch"]
+    result = CliRunner().invoke(train_main, [*map(str, args), "-q"])
+    assert result.exit_code == 2 and "batch norm" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_default_recipe_is_the_small_data_one_and_old_checkpoints_keep_theirs():
+    model, train = ModelConfig(), TrainConfig()
+    assert (model.d_norm, train.loss) == ("spectral", "hinge")
+    assert set(train.diffaugment.split(",")) == {"color", "translation", "cutout"} and train.ema_half_life > 0
+    # a checkpoint's train_config from before these settings existed: the plain DCGAN
+    old = {"epochs": 5, "batch_size": 8, "lr": 2e-4}
+    plain = TrainConfig(epochs=5, batch_size=8, loss="bce", diffaugment="", ema_half_life=0)
+    assert TrainConfig.from_dict(old) == plain
