@@ -38,7 +38,7 @@ def demo_checkpoint(path: Path, model_cfg: ModelConfig | None = None, seed: int 
     trainer = Trainer(
         model_cfg, TrainConfig(seed=seed, amp=False), torch.device("cpu"), {"path": "", "fingerprint": "demo"}
     )
-    calibrate(trainer.G, model_cfg.nz)
+    calibrate(trainer.G_ema if trainer.G_ema is not None else trainer.G, model_cfg.nz)  # the one exported
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(trainer.state_dict(), path)

@@ -18,7 +18,7 @@ import torch
 from dcgan.serve.contract import EXPORT_MANIFEST, META_PREFIX, OUTPUT_SPRITE
 from dcgan.serve.files import write_text_atomic
 from dcgan.serve.latent import LATENT_RECIPE, latents
-from dcgan.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, package_version
+from dcgan.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_weights, package_version
 from dcgan.train.config import ModelConfig
 from dcgan.train.model import Generator
 
@@ -59,7 +59,8 @@ def newest_run(root: Path = Path("runs")) -> Path | None:
 def load_generator(state: dict) -> Generator:
     """The generator of a checkpoint in eval mode (batch norm on running statistics), EMA weights if any."""
     generator = Generator(ModelConfig.from_dict(state["model_config"]))
-    generator.load_state_dict(state.get("generator_ema") or state["generator"])
+    ema = "generator_ema" in state
+    load_weights(generator, state["generator_ema" if ema else "generator"], "EMA generator" if ema else "generator")
     return generator.eval()
 
 
@@ -165,6 +166,8 @@ def export_checkpoint(
             raise ExportError(f"parity check failed for {', '.join(names)}; nothing was written", rows)
         for name in files:
             os.replace(staging / name, out_dir / name)
+    except OSError as err:  # disk full, file-size limit, permission lost: the staged files go, none is published
+        raise ExportError(f"writing to {out_dir} failed: {err.strerror or err}; nothing was published") from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -181,5 +184,10 @@ def export_checkpoint(
         "parity": [r.to_dict() for r in rows],
     }  # fmt: skip
     path = out_dir / EXPORT_MANIFEST
-    write_text_atomic(path, json.dumps(manifest, indent=2))
+    try:
+        write_text_atomic(path, json.dumps(manifest, indent=2))
+    except OSError as err:
+        raise ExportError(
+            f"the model files are in {out_dir}, but {EXPORT_MANIFEST} could not be written: {err.strerror or err}"
+        ) from err
     return ExportResult(out_dir, files, rows, path)

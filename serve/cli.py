@@ -3,6 +3,7 @@ dcgan.serve.SpriteGenerator and dcgan.serve.writer."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -120,6 +121,12 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise click.BadParameter(f"cannot create {out_dir}: {err.strerror}", param_hint="OUT_DIR") from err
+    probe = out_dir / f".write-test-{os.getpid()}"
+    try:  # fail before generating anything, not after the first batch
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise click.BadParameter(f"cannot write into {out_dir}: {err.strerror}", param_hint="OUT_DIR") from err
 
     try:
         gen = SpriteGenerator(model, provider=provider, fp16=fp16, soft_alpha=soft_alpha, threads=threads or None,
@@ -146,11 +153,23 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
             if scale > 1:
                 grid = grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
             save_atomic(grid, out_dir / "sheet.png")
+    except FileExistsError as err:  # another process published that sprite between our check and our write
+        raise click.ClickException(
+            f"{Path(err.filename).name} appeared in {out_dir} while writing (another dcgan-sample "
+            f"into the same folder?); it was kept. {writer.written} complete sprites written"
+        ) from err
     except OSError as err:
         what = f"{err.strerror or err}" + (f" ({err.filename})" if getattr(err, "filename", None) else "")
         raise click.ClickException(
-            f"writing to {out_dir} failed after {writer.written} complete sprites: {what}"
+            f"writing to {out_dir} failed after {writer.written} complete sprites: {what}; every file there is complete"
         ) from err
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nInterrupted: {writer.written} complete sprites in {out_dir}, no partial file. To finish, run the "
+            "same command with --overwrite (a seed always makes the same sprite).",
+            err=True,
+        )
+        raise click.exceptions.Exit(130) from None
     seconds = time.perf_counter() - started
     model_name = gen.info.path.name if model is not None else f"shipped {gen.info.path.name}"
     click.echo(

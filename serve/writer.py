@@ -6,6 +6,7 @@ overwrite, renamed) into place. At most `max_pending` batches wait, so memory st
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import struct
@@ -45,10 +46,10 @@ def publish(tmp: Path, final: Path, overwrite: bool) -> None:
     try:
         os.link(tmp, final)  # atomic and fails if `final` exists, even if another process just wrote it
     except FileExistsError:
-        raise
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final)) from None
     except OSError:  # a filesystem without hard links
         if final.exists():
-            raise FileExistsError(final) from None
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final)) from None
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

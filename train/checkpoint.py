@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from .config import ModelConfig, TrainConfig
+
 FORMAT = 1  # bump when the layout of the dict changes; load_checkpoint names the difference
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -69,7 +71,29 @@ def load_checkpoint(path: str | Path) -> dict:
             f"{path} has checkpoint format {state['format']}, this version reads format {FORMAT} "
             f"(written by dcgan-pokemon {state.get('package_version', '?')}, this is {package_version()})"
         )
+    try:
+        ModelConfig.from_dict(state["model_config"])
+        TrainConfig.from_dict(state["train_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} has settings this version does not know ({err}); it was written by dcgan-pokemon "
+            f"{state.get('package_version', '?')}, this is {package_version()}"
+        ) from err
     return state
+
+
+def load_weights(module: torch.nn.Module, weights: dict, what: str, path: str | Path = "the checkpoint") -> None:
+    """module.load_state_dict(weights), or a CheckpointError naming the first parameters that differ."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    reshaped = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                if k in weights and hasattr(weights[k], "shape") and weights[k].shape != v.shape]  # fmt: skip
+    if missing or unexpected or reshaped:
+        found = (("missing", missing), ("unexpected", unexpected), ("shape", reshaped))
+        parts = [f"{label}: {', '.join(names[:3])}{', ...' * (len(names) > 3)}" for label, names in found if names]
+        raise CheckpointError(f"the {what} in {path} does not fit its recorded model config ({'; '.join(parts)})")
+    module.load_state_dict(weights)
 
 
 def _unpickler_reason(err: Exception) -> str:

@@ -53,6 +53,11 @@ def check_new_run_dir(path: Path) -> None:
     help="Folder of sprites (PNG, GIF, JPEG, WebP, ...). Default: PokeAPI's sprites, downloaded once to a cache.",
 )
 @click.option(
+    "--all-frames",
+    is_flag=True,
+    help="Train on every frame of animated images (GIF, WebP, APNG) instead of the first.",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
@@ -131,6 +136,7 @@ def check_new_run_dir(path: Path) -> None:
 def main(
     ctx: click.Context,
     data,
+    all_frames,
     out,
     resume,
     epochs,
@@ -176,6 +182,8 @@ def main(
         ]
         if out is not None:
             given.append("--out")
+        if all_frames:
+            given.append("--all-frames")
         if given:
             raise click.UsageError(
                 f"{', '.join(given)} cannot change a resumed run: its settings come from the checkpoint"
@@ -196,7 +204,7 @@ def main(
                                    "use --d-norm none or spectral")  # fmt: skip
         epochs = train.pop("epochs")
         job = jobs.new_job(data=data, run_dir=run_dir, epochs=epochs, device=device,
-                           model=model, train=dict(train, preset=preset))  # fmt: skip
+                           model=model, train=dict(train, preset=preset), all_frames=all_frames)  # fmt: skip
     stop = StopRequest()
     with _stop_on_signals(stop):
         jobs.run(job, stop=stop, show_progress=not quiet, stop_on_collapse=stop_on_collapse)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageSequence, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".png", ".gif", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".tga"}
 TRANSPARENT_RGB = (0, 0, 0)  # the one colour every fully transparent pixel gets
@@ -79,10 +80,27 @@ def repair_png(data: bytes) -> bytes | None:
     return b"".join(out) if changed else None
 
 
+class TooLargeError(ValueError):
+    """An image past Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS): never decoded."""
+
+
 def _open(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
+    with warnings.catch_warnings():
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a sprite is never that large either way
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            raise TooLargeError(f"too large to be a sprite ({err})") from err
     img.load()
     return img
+
+
+def frames(img: Image.Image, every: bool) -> list[Image.Image]:
+    """The first frame of an animation, or every frame; a still image is its one frame."""
+    if not every or getattr(img, "n_frames", 1) == 1:
+        return [img]
+    return [frame.copy() for frame in ImageSequence.Iterator(img)]
 
 
 def to_rgba(img: Image.Image) -> Image.Image:
@@ -122,16 +140,19 @@ def to_array(img: Image.Image, size: int) -> np.ndarray:
     return arr.transpose(2, 0, 1)
 
 
-def load_image(path: Path, size: int) -> tuple[np.ndarray, bool]:
-    """One file -> (uint8 (4, size, size), repaired?). Raises OSError/ValueError when it cannot be decoded."""
+def load_image(path: Path, size: int, all_frames: bool = False) -> tuple[list[np.ndarray], bool]:
+    """One file -> ([uint8 (4, size, size) per frame], repaired?): the first frame, or with `all_frames` every
+    frame of an animation. Raises OSError/ValueError when it cannot be decoded."""
     data = path.read_bytes()
     try:
-        return to_array(_open(data), size), False
+        return [to_array(f, size) for f in frames(_open(data), all_frames)], False
+    except TooLargeError:
+        raise
     except (OSError, SyntaxError, UnidentifiedImageError, ValueError) as first:
         fixed = repair_png(data)
         if fixed is None:
             raise ValueError(str(first) or type(first).__name__) from first
-        return to_array(_open(fixed), size), True
+        return [to_array(f, size) for f in frames(_open(fixed), all_frames)], True
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -142,8 +163,9 @@ def image_files(folder: Path) -> list[Path]:
     )
 
 
-def load_folder(folder: str | Path, size: int = 96, warn=print) -> SpriteSet:
-    """Decode every image under `folder`. Undecodable files are skipped with one `warn` line each."""
+def load_folder(folder: str | Path, size: int = 96, warn=print, all_frames: bool = False) -> SpriteSet:
+    """Decode every image under `folder` (every frame of animations with `all_frames`). Undecodable,
+    unreadable and oversized files are skipped with one `warn` line each."""
     folder = Path(folder)
     if not folder.exists():
         raise FileNotFoundError(f"data folder {folder} does not exist")
@@ -153,14 +175,15 @@ def load_folder(folder: str | Path, size: int = 96, warn=print) -> SpriteSet:
     for path in image_files(folder):
         name = path.relative_to(folder).as_posix()
         try:
-            arr, was_repaired = load_image(path, size)
+            decoded, was_repaired = load_image(path, size, all_frames)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-            reason = str(err).replace(str(path), "").strip(" :'") or type(err).__name__
+            reason = (err.strerror if isinstance(err, OSError) and err.strerror else None) or str(err)
+            reason = reason.replace(str(path), "").strip(" :'") or type(err).__name__
             skipped.append((name, reason))
             warn(f"skipped {path}: {reason}")
             continue
-        arrays.append(arr)
-        names.append(name)
+        arrays += decoded
+        names += [name] if len(decoded) == 1 else [f"{name}#{i}" for i in range(len(decoded))]
         if was_repaired:
             repaired.append(name)
     if not arrays:

