@@ -61,29 +61,6 @@ def test_sheet_and_scale(tiny_export, tmp_path):
     assert sheet.size == (2 * (3 * 98 + 2), 2 * (2 * 98 + 2))  # 6 sprites: 3 columns, 2 rows, x2
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-n", "0"], "-n"),
-    (["-n", "-3"], "-n"),
-    (["--batch-size", "0", "-n", "2"], "--batch-size"),
-    (["--seeds", "5-2"], "backwards"),
-    (["--seeds", "1,x"], "is not a seed"),
-    (["--seeds", "0-9,5"], "overlap"),
-    (["-n", "2", "--seeds", "1"], "not both"),
-    ([], "-n N"),
-    (["--provider", "tpu", "-n", "1"], "--provider"),
-])  # fmt: skip
-def test_bad_arguments_are_one_line_errors(tiny_export, tmp_path, args, message):
-    result = sample(*args, "--model", tiny_export, tmp_path / "out")
-    assert result.exit_code == 2 and message in result.output
-    assert not (tmp_path / "out").exists()
-
-
-def test_output_path_that_is_a_file(tiny_export, tmp_path):
-    (tmp_path / "f").write_text("x")
-    result = sample("-n", 1, "--model", tiny_export, tmp_path / "f")
-    assert result.exit_code == 2 and "is a file" in result.output
-
-
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers() and runtime.cuda_problem() is None,
                     reason="CUDA can run here")  # fmt: skip
 def test_provider_cuda_without_cuda_names_the_cause(tiny_export, tmp_path):
