@@ -142,7 +142,8 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(make_sprites, tmp_
 
 def test_disk_full_during_export_publishes_nothing(make_sprites, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    trained = CliRunner().invoke(train_main, ["--data", str(make_sprites(4)), "--out", str(run), "--epochs", "1", *TINY])
+    args = ["--data", str(make_sprites(4)), "--out", str(run), "--epochs", "1", *TINY]
+    trained = CliRunner().invoke(train_main, args)
     assert trained.exit_code == 0, trained.output
     real_write = formats.write
     written = []
