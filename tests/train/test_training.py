@@ -1,7 +1,6 @@
 """Smoke training, checkpoints and resume, through the real CLI where a user would go through it."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import synthetic_sprite
-from dcgan.train.checkpoint import CheckpointError, load_checkpoint
+from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.config import ModelConfig
 from dcgan.train.loop import Trainer

@@ -1,0 +1,125 @@
+"""Interruptions: SIGTERM during training, SIGKILL in the middle of a checkpoint write, NaN losses, and Ctrl-C
+during sampling. Each leaves complete files only, says what happened, and can be continued.
+(Ctrl-C during training, with a bit-exact resume, is tests/train/test_training.py's SIGINT test.)"""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import dcgan.train.loop as loop
+from dcgan.train.checkpoint import load_checkpoint
+from dcgan.train.cli import main as train_main
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--ngf", "4", "--ndf", "4", "--batch-size", "2", "-q"]
+
+
+def wait_for(condition, timeout=120.0):
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError("the subprocess never got there")
+        time.sleep(0.05)
+
+
+def test_sigterm_during_training_saves_a_checkpoint_and_says_how_to_continue(make_sprites, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dcgan.train", "--data", str(make_sprites(6)), "--out", str(run), "--epochs", "500"]
+    proc = subprocess.Popen([*cmd, *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: (run / "metrics.jsonl").exists())
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "SIGTERM: saving a checkpoint" in out and f"dcgan-train --resume {run}" in out and "Traceback" not in out
+    assert 1 <= load_checkpoint(run)["epoch"] < 500
+
+
+KILLED_MID_SAVE = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    import torch
+    real_save, calls = torch.save, []
+
+    def slow_save(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the checkpoint at the end of epoch 2: half of it, then stuck until killed
+            f.write(b"half a checkpoint" * 1000)
+            f.flush()
+            pathlib.Path(sys.argv[1]).touch()
+            time.sleep(600)
+        return real_save(obj, f, *args, **kwargs)
+
+    torch.save = slow_save
+    from dcgan.train.cli import main
+    main(sys.argv[2:])
+    """
+)
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_and_a_resumable_run(make_sprites, tmp_path):
+    run, marker = tmp_path / "run", tmp_path / "mid-save"
+    args = ["--data", str(make_sprites(6)), "--out", str(run), "--epochs", "3", *TINY]
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_MID_SAVE, str(marker), *args])
+    wait_for(marker.exists)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert load_checkpoint(run)["epoch"] == 1  # the previous checkpoint, whole
+    assert list(run.glob(".checkpoint.pt.*.tmp"))  # the half-written temporary the kill left behind
+
+    result = CliRunner().invoke(train_main, ["--resume", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "removed .checkpoint.pt." in result.output and "killed mid-save" in result.output
+    assert load_checkpoint(run)["epoch"] == 3 and not list(run.glob(".*.tmp"))
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(make_sprites, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    data = make_sprites(6)
+    first = CliRunner().invoke(train_main, ["--data", str(data), "--out", str(run), "--epochs", "1", *TINY])
+    assert first.exit_code == 0, first.output
+    good = (run / "checkpoint.pt").read_bytes()
+    real_loss, calls = loop.discriminator_loss, []
+
+    def exploding(loss, d_real, d_fake):
+        calls.append(1)
+        value = real_loss(loss, d_real, d_fake)
+        return value * float("nan") if len(calls) == 2 else value
+
+    monkeypatch.setattr(loop, "discriminator_loss", exploding)
+    result = CliRunner().invoke(train_main, ["--resume", str(run), "--epochs", "3", "-q"])
+    assert result.exit_code == 1, result.output
+    assert "training diverged (non-finite loss at step 5" in result.output
+    assert "the last good checkpoint is" in result.output and "(epoch 1)" in result.output
+    assert (run / "checkpoint.pt").read_bytes() == good
+    assert all(torch.isfinite(t).all() for t in load_checkpoint(run)["generator"].values())
+
+
+def test_ctrl_c_during_sampling_leaves_only_complete_files(tiny_export, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dcgan.serve", str(out), "-n", "1000000", "--model", str(tiny_export), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: out.is_dir() and sum(1 for _ in out.glob("seed*.png")) >= 50 or proc.poll() is not None)
+    finally:
+        if proc.poll() is not None:
+            pytest.fail(f"dcgan-sample ended early: {proc.communicate()[0]}")
+    proc.send_signal(signal.SIGINT)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, text
+    assert "Interrupted:" in text and "no partial file" in text and "Traceback" not in text
+    written = int(text.split("Interrupted: ")[1].split(" ")[0])
+    files = sorted(out.iterdir())
+    assert len(files) == written and all(p.name.startswith("seed") for p in files)  # no temporary files
+    for path in files:
+        with Image.open(path) as img:
+            img.load()
+    assert Path(files[-1]).stat().st_size > 0
