@@ -15,6 +15,7 @@ from PIL import Image
 
 from .images import save_atomic
 from .images import sheet as make_sheet
+from .signals import StopRequest, stop_on_signals
 from .writer import SpriteWriter, existing_seeds, sprite_name
 
 MAX_SHEET = 1024  # sprites in one --sheet picture (32 x 32 of them is already 3,000 px wide)
@@ -141,13 +142,23 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
     writer = SpriteWriter(out_dir, overwrite=overwrite, scale=scale)
     show_bar = not quiet and len(seeds) > batch_size and sys.stderr.isatty()
     bar = click.progressbar(length=len(seeds), label="sprites", hidden=not show_bar, file=sys.stderr)
+    stop = StopRequest()
     try:
-        with writer, bar:
+        with stop_on_signals(stop, "finishing the sprites in hand, then stopping"), writer, bar:
             for chunk, sprites in gen.batches(seeds):
+                if stop.is_set():
+                    break
                 writer.submit(chunk, sprites)
                 if kept is not None:
                     kept.append(sprites)
                 bar.update(len(chunk))
+        if stop.is_set():
+            click.echo(
+                f"Interrupted: {writer.written} complete sprites in {out_dir}, no partial file. To finish, run the "
+                "same command with --overwrite (a seed always makes the same sprite).",
+                err=True,
+            )
+            raise click.exceptions.Exit(stop.exit_code)
         if kept is not None:
             grid = make_sheet(np.concatenate(kept))
             if scale > 1:
@@ -163,13 +174,6 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
         raise click.ClickException(
             f"writing to {out_dir} failed after {writer.written} complete sprites: {what}; every file there is complete"
         ) from err
-    except KeyboardInterrupt:
-        click.echo(
-            f"\nInterrupted: {writer.written} complete sprites in {out_dir}, no partial file. To finish, run the "
-            "same command with --overwrite (a seed always makes the same sprite).",
-            err=True,
-        )
-        raise click.exceptions.Exit(130) from None
     seconds = time.perf_counter() - started
     model_name = gen.info.path.name if model is not None else f"shipped {gen.info.path.name}"
     click.echo(

@@ -7,11 +7,11 @@ this module needs no torch, so a missing `train` extra gets a one-line answer in
 from __future__ import annotations
 
 import re
-import signal
-import threading
 from pathlib import Path
 
 import click
+
+from dcgan.serve.signals import StopRequest, stop_on_signals
 
 from .config import D_NORMS, LOSSES, PRESETS, ModelConfig, TrainConfig
 
@@ -206,37 +206,5 @@ def main(
         job = jobs.new_job(data=data, run_dir=run_dir, epochs=epochs, device=device,
                            model=model, train=dict(train, preset=preset), all_frames=all_frames)  # fmt: skip
     stop = StopRequest()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop, "saving a checkpoint, then stopping"):
         jobs.run(job, stop=stop, show_progress=not quiet, stop_on_collapse=stop_on_collapse)
-
-
-class StopRequest(threading.Event):
-    """Set by a signal handler; remembers which signal, for the exit status (128 + signum)."""
-
-    signum: int = signal.SIGINT
-
-
-class _stop_on_signals:
-    """Ctrl-C / SIGTERM set `stop` so training checkpoints and ends; a second one stops at once."""
-
-    def __init__(self, stop: StopRequest):
-        self.stop, self.previous = stop, {}
-
-    def _handle(self, signum, _frame):
-        click.echo(
-            f"\n{signal.Signals(signum).name}: saving a checkpoint, then stopping (again to abort at once)", err=True
-        )
-        self.stop.signum = signum
-        self.stop.set()
-        signal.signal(signum, self.previous.get(signum, signal.SIG_DFL))
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        return False
