@@ -26,7 +26,11 @@ def test_two_samplers_into_one_folder_leave_only_whole_correct_files(tiny_export
         subprocess.Popen(sample_cmd(shared, seeds, tiny_export), stderr=subprocess.PIPE, text=True)
         for seeds in ("0-399", "200-599")  # 200-399 overlap
     ]
-    results = [(p.wait(timeout=240), p.stderr.read()) for p in procs]
+    try:
+        results = [(p.wait(timeout=240), p.stderr.read()) for p in procs]
+    finally:
+        for p in procs:
+            p.kill() if p.poll() is None else None
     for code, err in results:
         assert code in (0, 1) and "Traceback" not in err, err
         if code == 1:  # it lost a race for a seed the other wrote first: says so, keeps that file
@@ -55,7 +59,11 @@ def test_a_second_training_into_a_busy_run_folder_is_refused(make_sprites, tmp_p
         assert again.exit_code == 2 and "never overwritten" in again.output
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
     assert load_checkpoint(run)["epoch"] >= before  # the first run's checkpoints were its own
     # once the first training has ended, the lock is free (a killed process frees it too)
     result = CliRunner().invoke(

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,18 @@ pytestmark = pytest.mark.slow
 TINY = ["--ngf", "4", "--ndf", "4", "--batch-size", "2", "-q"]
 
 
+@contextmanager
+def running(cmd, **kwargs):
+    """A subprocess that is killed on the way out, whatever the test did (a stray sampler fills the disk)."""
+    proc = subprocess.Popen(cmd, **kwargs)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
+
+
 def wait_for(condition, timeout=120.0):
     deadline = time.time() + timeout
     while not condition():
@@ -34,10 +47,10 @@ def wait_for(condition, timeout=120.0):
 def test_sigterm_during_training_saves_a_checkpoint_and_says_how_to_continue(make_sprites, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "dcgan.train", "--data", str(make_sprites(6)), "--out", str(run), "--epochs", "500"]
-    proc = subprocess.Popen([*cmd, *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: (run / "metrics.jsonl").exists())
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
+    with running([*cmd, *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        wait_for(lambda: (run / "metrics.jsonl").exists())
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out
     assert "SIGTERM: saving a checkpoint" in out and f"dcgan-train --resume {run}" in out and "Traceback" not in out
     assert 1 <= load_checkpoint(run)["epoch"] < 500
@@ -68,10 +81,10 @@ KILLED_MID_SAVE = textwrap.dedent(
 def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_and_a_resumable_run(make_sprites, tmp_path):
     run, marker = tmp_path / "run", tmp_path / "mid-save"
     args = ["--data", str(make_sprites(6)), "--out", str(run), "--epochs", "3", *TINY]
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_MID_SAVE, str(marker), *args])
-    wait_for(marker.exists)
-    proc.kill()
-    proc.wait(timeout=60)
+    with running([sys.executable, "-c", KILLED_MID_SAVE, str(marker), *args]) as proc:
+        wait_for(marker.exists)
+        proc.kill()
+        proc.wait(timeout=60)
     assert load_checkpoint(run)["epoch"] == 1  # the previous checkpoint, whole
     assert list(run.glob(".checkpoint.pt.*.tmp"))  # the half-written temporary the kill left behind
 
@@ -106,14 +119,12 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(make_s
 def test_ctrl_c_during_sampling_leaves_only_complete_files(tiny_export, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "dcgan.serve", str(out), "-n", "1000000", "--model", str(tiny_export), "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with running(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         wait_for(lambda: out.is_dir() and sum(1 for _ in out.glob("seed*.png")) >= 50 or proc.poll() is not None)
-    finally:
         if proc.poll() is not None:
             pytest.fail(f"dcgan-sample ended early: {proc.communicate()[0]}")
-    proc.send_signal(signal.SIGINT)
-    text, _ = proc.communicate(timeout=120)
+        proc.send_signal(signal.SIGINT)
+        text, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, text
     assert "Interrupted:" in text and "no partial file" in text and "Traceback" not in text
     written = int(text.split("Interrupted: ")[1].split(" ")[0])
