@@ -199,7 +199,7 @@ def main(
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
             if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
                 (model if key in model else train)[key] = value
-        if train["loss"] == "wgan-gp" and model["d_norm"] == "batch":
+        if train["loss"] == "wgan-gp" and model["d_norm"].endswith("batch"):
             raise click.UsageError("--loss wgan-gp penalises each sample's gradient, which batch norm mixes; "
                                    "use --d-norm none or spectral")  # fmt: skip
         epochs = train.pop("epochs")

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass
 
 BASE_SIZE = 6  # side of the first feature map; every later stage doubles it
 
-# Discriminator normalisation: "batch" is the DCGAN paper's; "spectral" (Miyato et al. 2018) replaces it with
-# spectral norm on every convolution; "none" suits --loss wgan-gp, whose per-sample penalty batch norm breaks.
-D_NORMS = ("spectral", "batch", "none")
+# Discriminator normalisation: "batch" is the DCGAN paper's; "spectral" (Miyato et al. 2018) puts spectral norm
+# on every convolution instead; "spectral-batch" does both (spectral norm on the weights, batch norm after the
+# hidden convolutions, whose batch statistics let D see a batch of look-alikes); "none" suits --loss wgan-gp,
+# whose per-sample penalty batch norm breaks.
+D_NORMS = ("spectral-batch", "spectral", "batch", "none")
 LOSSES = ("hinge", "bce", "wgan-gp")
 
 # What checkpoints written before a setting existed were trained with (their dicts lack the key).
@@ -28,7 +30,7 @@ class ModelConfig:
     ndf: int = 64  # discriminator width: channels of the first stage
     channels: int = 4  # RGBA
     image_size: int = 96
-    d_norm: str = "spectral"  # discriminator normalisation: D_NORMS
+    d_norm: str = "spectral-batch"  # discriminator normalisation: D_NORMS
 
     def __post_init__(self) -> None:
         if self.d_norm not in D_NORMS:

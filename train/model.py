@@ -54,7 +54,7 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        spectral = cfg.d_norm == "spectral"
+        spectral = cfg.d_norm.startswith("spectral")
 
         def conv(c_in: int, c_out: int, *args) -> nn.Module:
             layer = nn.Conv2d(c_in, c_out, *args, bias=False)
@@ -69,7 +69,7 @@ class Discriminator(nn.Module):
         # (ndf*2) x 24 x 24 -> (ndf*4) x 12 x 12 -> (ndf*8) x 6 x 6
         for _ in range(cfg.stages - 1):
             layers += [conv(width, width * 2, 4, 2, 1)]
-            if cfg.d_norm == "batch":
+            if cfg.d_norm.endswith("batch"):
                 layers += [nn.BatchNorm2d(width * 2)]
             layers += [nn.LeakyReLU(0.2, inplace=True)]
             width *= 2

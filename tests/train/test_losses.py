@@ -46,7 +46,9 @@ def test_gradient_penalty_of_a_linear_critic_is_its_gain_off_one_squared(gain):
     assert trainer.gradient_penalty(real, fake).item() == pytest.approx((gain - 1) ** 2, rel=1e-4, abs=1e-6)
 
 
-@pytest.mark.parametrize("loss, d_norm", [("hinge", "spectral"), ("bce", "batch"), ("wgan-gp", "none")])
+@pytest.mark.parametrize(
+    "loss, d_norm", [("hinge", "spectral-batch"), ("hinge", "spectral"), ("bce", "batch"), ("wgan-gp", "none")]
+)
 def test_each_loss_trains_and_is_recorded(make_sprites, tmp_path, loss, d_norm):
     run = tmp_path / "run"
     args = ["--data", make_sprites(8), "--out", run, "--epochs", 2, "--loss", loss, "--d-norm", d_norm]
@@ -68,7 +70,7 @@ def test_wgan_gp_with_a_batch_norm_critic_is_refused(make_sprites, tmp_path):
 
 def test_default_recipe_is_the_small_data_one_and_old_checkpoints_keep_theirs():
     model, train = ModelConfig(), TrainConfig()
-    assert (model.d_norm, train.loss) == ("spectral", "hinge")
+    assert model.d_norm.startswith("spectral") and train.loss == "hinge"
     assert set(train.diffaugment.split(",")) == {"color", "translation", "cutout"} and train.ema_half_life > 0
     # a checkpoint's train_config from before these settings existed: the plain DCGAN
     old = {"epochs": 5, "batch_size": 8, "lr": 2e-4}
