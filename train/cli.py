@@ -19,7 +19,7 @@ M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
-    "diffaugment", "ema_half_life", "loss", "gp_weight", "d_norm",
+    "diffaugment", "ema_half_life", "loss", "gp_weight", "d_norm", "mbstd_group",
 )  # fmt: skip
 
 
@@ -111,6 +111,12 @@ def check_new_run_dir(path: Path) -> None:
     "whose per-sample penalty batch norm breaks).",
 )
 @click.option(
+    "--mbstd-group",
+    type=click.IntRange(min=0),
+    default=M.mbstd_group,
+    help="Minibatch standard deviation in D over groups of this many samples (look-alike batches show); 0: off.",
+)
+@click.option(
     "--diffaugment",
     default=T.diffaugment,
     help="DiffAugment policy for real and fake sprites (colour never touches alpha); '' for none.",
@@ -154,6 +160,7 @@ def main(
     loss,
     gp_weight,
     d_norm,
+    mbstd_group,
     diffaugment,
     ema_half_life,
     preset,
@@ -192,7 +199,7 @@ def main(
     else:
         run_dir = out if out is not None else next_run_dir()
         check_new_run_dir(run_dir)
-        model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm)
+        model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm, mbstd_group=mbstd_group)
         train = dict(batch_size=batch_size, lr=lr, seed=seed, amp=amp, channels_last=channels_last, flip=flip,
                      sample_every=sample_every, loss=loss, gp_weight=gp_weight, diffaugment=diffaugment,
                      ema_half_life=ema_half_life, epochs=epochs or T.epochs)  # fmt: skip

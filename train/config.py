@@ -19,7 +19,7 @@ D_NORMS = ("spectral-batch", "spectral", "batch", "none")
 LOSSES = ("hinge", "bce", "wgan-gp")
 
 # What checkpoints written before a setting existed were trained with (their dicts lack the key).
-LEGACY_MODEL = {"d_norm": "batch"}
+LEGACY_MODEL = {"d_norm": "batch", "mbstd_group": 0}
 LEGACY_TRAIN = {"loss": "bce", "diffaugment": "", "ema_half_life": 0}
 
 
@@ -30,11 +30,17 @@ class ModelConfig:
     ndf: int = 64  # discriminator width: channels of the first stage
     channels: int = 4  # RGBA
     image_size: int = 96
-    d_norm: str = "spectral-batch"  # discriminator normalisation: D_NORMS
+    d_norm: str = "spectral"  # discriminator normalisation: D_NORMS
+    # minibatch standard deviation (Karras et al. 2018): D's last stage also sees how much the samples of a
+    # group of this many differ, so a batch of look-alikes (one colour for every creature) gives itself away;
+    # 0: off
+    mbstd_group: int = 4
 
     def __post_init__(self) -> None:
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
+        if self.mbstd_group < 0:
+            raise ValueError(f"mbstd_group must be 0 (off) or a group size, got {self.mbstd_group}")
         for name in ("nz", "ngf", "ndf", "channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -10,6 +10,8 @@ natively.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -48,6 +50,23 @@ class Generator(nn.Module):
         return self.main(z)
 
 
+class MinibatchStd(nn.Module):
+    """Append one feature map: the standard deviation of the features across each group of `group` samples,
+    averaged over channels and pixels (Karras et al. 2018). No parameters. Sample i is in group i mod (B / g)."""
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = math.gcd(self.group, b)  # a batch that the group size does not divide uses smaller groups
+        y = x.float().reshape(g, -1, c, h, w)
+        y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # (B / g, C, H, W)
+        y = y.mean(dim=(1, 2, 3)).reshape(-1, 1, 1, 1).repeat(g, 1, h, w)  # (B, 1, H, W)
+        return torch.cat([x, y.to(x.dtype)], dim=1)
+
+
 class Discriminator(nn.Module):
     """image (B, channels, size, size) -> logits (B,)."""
 
@@ -73,8 +92,10 @@ class Discriminator(nn.Module):
                 layers += [nn.BatchNorm2d(width * 2)]
             layers += [nn.LeakyReLU(0.2, inplace=True)]
             width *= 2
+        if cfg.mbstd_group:
+            layers.append(MinibatchStd(cfg.mbstd_group))
         # 1 x 1 x 1: a convolution over the whole 6x6 map instead of a dense layer; logits, no sigmoid
-        layers.append(conv(width, 1, BASE_SIZE, 1, 0))
+        layers.append(conv(width + (1 if cfg.mbstd_group else 0), 1, BASE_SIZE, 1, 0))
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.parametrize import ParametrizationList
 
 from dcgan.train.config import D_NORMS, ModelConfig
-from dcgan.train.model import Discriminator, Generator, build_models, generator_flops
+from dcgan.train.model import Discriminator, Generator, MinibatchStd, build_models, generator_flops
 
 
 def test_generator_makes_native_96px_rgba_in_tanh_range():
@@ -32,7 +32,7 @@ def test_follows_dcgan_guidelines(net, d_norm):
     # a parametrised convolution is a dynamic subclass of nn.Conv2d
     kinds = {nn.Conv2d if isinstance(m, nn.Conv2d) else type(m) for m in model.modules()} - {net, nn.Sequential}
     spectral = {ParametrizationList, nn.ModuleDict, _SpectralNorm}
-    allowed = {nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.Tanh, nn.LeakyReLU} | spectral
+    allowed = {nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.Tanh, nn.LeakyReLU, MinibatchStd} | spectral
     assert kinds <= allowed, f"unexpected layers {kinds - allowed}"  # no pooling, no dense layers
     layers = list(model.main)
     convs = [m for m in layers if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
@@ -47,9 +47,21 @@ def test_follows_dcgan_guidelines(net, d_norm):
         return
     assert isinstance(layers[1], nn.LeakyReLU) and layers[1].negative_slope == 0.2  # no BN on input
     assert isinstance(layers[-1], nn.Conv2d)  # logits straight out of a convolution
+    assert isinstance(layers[-2], MinibatchStd) and layers[-1].in_channels == 8 * 8 + 1  # parameter-free
     assert norms == (len(convs) - 2 if d_norm.endswith("batch") else 0)  # none on the input or the score layer
     assert all(parametrize.is_parametrized(c, "weight") for c in convs) == d_norm.startswith("spectral")
     assert not any(parametrize.is_parametrized(c) for c in convs) or d_norm.startswith("spectral")
+
+
+def test_minibatch_std_shows_a_group_of_look_alikes():
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 6, 6)
+    x[0::2] = x[0]  # samples 0, 2, 4, 6 form one group (i mod 2) and are identical
+    std = MinibatchStd(4)(x)[:, 3]
+    assert std.shape == (8, 6, 6) and (std == std[:, :1, :1]).all()  # one constant map per sample
+    assert std[0::2].max() < 1e-3 and std[1::2].min() > 0.5  # look-alikes ~0, varied samples clearly not
+    assert MinibatchStd(4)(torch.randn(6, 3, 6, 6)).shape == (6, 4, 6, 6)  # 6 % 4: groups of gcd(4, 6) = 2
+    assert sum(p.numel() for p in MinibatchStd(4).parameters()) == 0
 
 
 def test_spectral_norm_holds_every_discriminator_layer_to_gain_one():
@@ -92,7 +104,8 @@ def test_width_64_generator_costs_the_documented_flops():
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(image_size=100), dict(image_size=6), dict(nz=0), dict(ngf=-1), dict(d_norm="layer")]
+    "bad",
+    [dict(image_size=100), dict(image_size=6), dict(nz=0), dict(ngf=-1), dict(d_norm="layer"), dict(mbstd_group=-1)],
 )
 def test_config_rejects_impossible_models(bad):
     with pytest.raises(ValueError):
@@ -107,5 +120,6 @@ def test_config_round_trips_and_names_unknown_keys():
 
 
 def test_checkpoints_from_before_a_setting_existed_keep_what_they_were_trained_with():
-    old = {k: v for k, v in ModelConfig().to_dict().items() if k != "d_norm"}
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k not in ("d_norm", "mbstd_group")}
     assert ModelConfig.from_dict(old).d_norm == "batch"  # the only discriminator there was
+    assert ModelConfig.from_dict(old).mbstd_group == 0
