@@ -23,6 +23,10 @@ METRICS = {  # name: (what it says, which way is good)
     "memorisation_ratio": ("distance to the nearest training sprite, over the holdout's", ">= 0.9 (below: copying)"),
     "kid": ("KID against the training set in a fixed random-CNN space", "low"),
     "ms_ssim": ("mean MS-SSIM of random pairs (1 = identical)", "near the floor; high: alike"),
+    "colour_spread": (
+        "spread of the sprites' mean colours, over the training set's",
+        "near the floor; low: one colour",
+    ),
     "fid_inception": ("FID against the training set, Inception-v3 features, at holdout count", "low"),
     "kid_inception": ("KID against the training set, Inception-v3 features", "low"),
 }

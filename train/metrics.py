@@ -34,6 +34,13 @@ def pixel_features(sprites: np.ndarray) -> np.ndarray:
     return half.reshape(n, -1)
 
 
+def sprite_colours(sprites: np.ndarray) -> np.ndarray:
+    """(N, H, W, 4) uint8 -> (N, 3): the mean RGB in [0, 1] of each sprite's visible pixels (alpha >= 128)."""
+    rgb = sprites[..., :3].astype(np.float64) / 255.0
+    visible = (sprites[..., 3] >= 128)[..., None]
+    return (rgb * visible).sum(axis=(1, 2)) / np.maximum(visible.sum(axis=(1, 2)), 1)
+
+
 def sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances (len(a), len(b)), in float64."""
     a, b = a.astype(np.float64), b.astype(np.float64)
@@ -173,6 +180,7 @@ def evaluate(
     g, t, h = pixel_features(generated), pixel_features(train), pixel_features(holdout)
     m = len(h)
     train_spread = mean_pairwise_distance(t)
+    colour_spread = mean_pairwise_distance(sprite_colours(train))
     threshold = float(nearest_distances(t).min())  # real sprites are never closer to each other than this
     centres = kmeans(t, k, seed)
     train_bins = bin_counts(t, centres)
@@ -200,6 +208,7 @@ def evaluate(
         "memorisation_ratio": (float(nearest_distances(g, t).mean()) / holdout_memo, 1.0),
         "kid": (kid(features(generated), ft), kid(features(holdout), ft)),
         "ms_ssim": (mean_ms_ssim(generated, seed=seed), mean_ms_ssim(holdout, seed=seed)),
+        "colour_spread": tuple(mean_pairwise_distance(sprite_colours(x)) / colour_spread for x in (generated, holdout)),
     }
     config = {}
     if inception is not None:

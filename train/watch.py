@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import mean_ms_ssim, mean_pairwise_distance, nearest_distances, pixel_features
+from .metrics import mean_ms_ssim, mean_pairwise_distance, nearest_distances, pixel_features, sprite_colours
 
 WATCH_SEEDS = range(256)  # the samples measured every --sample-every epochs (the grid shows the first 64)
 NEAR_DUPLICATE_ALARM = 0.25  # share of samples with a twin; real sprites: 0 by construction
@@ -27,18 +27,21 @@ DIVERSE = 0.8  # a spread the samples must have reached before a fall below DIVE
 class CollapseWatch:
     real_spread: float  # mean pairwise distance among the training sprites
     threshold: float  # the smallest distance between two training sprites
+    real_colour_spread: float = 1.0  # mean pairwise distance among their mean colours
 
     @classmethod
     def from_images(cls, images: np.ndarray, limit: int = 1024, seed: int = 0) -> CollapseWatch:
         """Calibrate on training images, uint8 (N, 4, H, W) as the data loader holds them."""
         if len(images) > limit:
             images = images[np.random.default_rng(seed).choice(len(images), limit, replace=False)]
-        real = pixel_features(images.transpose(0, 2, 3, 1))
-        return cls(mean_pairwise_distance(real), float(nearest_distances(real).min()))
+        sprites = images.transpose(0, 2, 3, 1)
+        real = pixel_features(sprites)
+        colours = mean_pairwise_distance(sprite_colours(sprites)) or 1.0
+        return cls(mean_pairwise_distance(real), float(nearest_distances(real).min()), colours)
 
     def measure(self, sprites: np.ndarray) -> dict:
-        """diversity_ratio, near_duplicate_rate, ms_ssim (recorded, not alarmed on) and alike (past either alarm
-        threshold) for uint8 RGBA sprites (N, H, W, 4). Whether `alike` means collapse depends on the stage of
+        """diversity_ratio, near_duplicate_rate, ms_ssim and colour_spread (recorded, not alarmed on) and alike
+        (past either alarm threshold) for uint8 RGBA sprites (N, H, W, 4). Whether `alike` means collapse depends on the stage of
         training: see WARMUP_EPOCHS."""
         x = pixel_features(sprites)
         diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
@@ -48,6 +51,7 @@ class CollapseWatch:
             "diversity_ratio": float(diversity),
             "near_duplicate_rate": near_dup,
             "ms_ssim": mean_ms_ssim(sprites, pairs=500),
+            "colour_spread": mean_pairwise_distance(sprite_colours(sprites)) / self.real_colour_spread,
             "alike": bool(alike),
         }
 

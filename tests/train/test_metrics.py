@@ -63,6 +63,16 @@ def test_a_real_holdout_scores_like_the_floor_and_collapse_is_caught(real):
     assert 0.9 < fresh["memorisation_ratio"]["model"] < 1.1
 
 
+def test_colour_spread_catches_every_creature_in_one_colour(real):
+    train, holdout = real
+    fresh = sprites(80, 3)
+    one_colour = fresh.copy()
+    one_colour[..., :3] = np.where(one_colour[..., 3:] > 0, np.array([200, 180, 120], np.uint8), 0)
+    metrics = evaluate(fresh, train, holdout, k=8)["metrics"]["colour_spread"]
+    assert metrics["model"] == pytest.approx(metrics["real_floor"], rel=0.35) and metrics["real_floor"] > 0.5
+    assert evaluate(one_colour, train, holdout, k=8)["metrics"]["colour_spread"]["model"] < 0.01
+
+
 def test_ms_ssim_is_one_for_twins_and_works_at_96_px(real):
     train, _ = real
     assert mean_ms_ssim(np.repeat(train[:1], 4, axis=0)) == pytest.approx(1.0)
@@ -105,6 +115,7 @@ def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, 
         "memorisation_ratio",
         "kid",
         "ms_ssim",
+        "colour_spread",
     }  # no Inception rows without --inception-weights
     assert report["counts"] == {"generated": 32, "train": 48, "holdout": 12}
     assert (tmp_path / "r" / "sheet.png").exists() and (tmp_path / "r" / "neighbours.png").exists()
