@@ -41,8 +41,8 @@ class CollapseWatch:
 
     def measure(self, sprites: np.ndarray) -> dict:
         """diversity_ratio, near_duplicate_rate, ms_ssim and colour_spread (recorded, not alarmed on) and alike
-        (past either alarm threshold) for uint8 RGBA sprites (N, H, W, 4). Whether `alike` means collapse depends on the stage of
-        training: see WARMUP_EPOCHS."""
+        (past either alarm threshold) for uint8 RGBA sprites (N, H, W, 4). Whether `alike` means collapse depends
+        on the stage of training: see WARMUP_EPOCHS."""
         x = pixel_features(sprites)
         diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
         near_dup = float((nearest_distances(x) < self.threshold).mean())
