@@ -18,7 +18,7 @@ from .config import D_NORMS, LOSSES, PRESETS, ModelConfig, TrainConfig
 M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
 RUN_OPTIONS = (
-    "batch_size", "seed", "lr", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
+    "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
     "diffaugment", "ema_half_life", "loss", "gp_weight", "d_norm", "mbstd_group",
 )  # fmt: skip
 
@@ -79,7 +79,8 @@ def check_new_run_dir(path: Path) -> None:
     help=f"Total epochs to reach. Default: {T.epochs}, or the resumed run's own target.",
 )
 @click.option("--batch-size", type=click.IntRange(min=2), default=T.batch_size)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=T.lr, help="Adam learning rate (both nets).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=T.lr, help="Adam learning rate.")
+@click.option("--lr-d", type=click.FloatRange(min=0), default=T.lr_d, help="The discriminator's, if not --lr; 0: --lr.")
 @click.option("--seed", type=int, default=T.seed, help="Seeds weight init, data order, flips and noise.")
 @click.option("--nz", type=click.IntRange(min=1), default=M.nz, help="Latent size.")
 @click.option("--ngf", type=click.IntRange(min=1), default=M.ngf, help="Generator width.")
@@ -148,6 +149,7 @@ def main(
     epochs,
     batch_size,
     lr,
+    lr_d,
     seed,
     nz,
     ngf,
@@ -200,8 +202,8 @@ def main(
         run_dir = out if out is not None else next_run_dir()
         check_new_run_dir(run_dir)
         model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm, mbstd_group=mbstd_group)
-        train = dict(batch_size=batch_size, lr=lr, seed=seed, amp=amp, channels_last=channels_last, flip=flip,
-                     sample_every=sample_every, loss=loss, gp_weight=gp_weight, diffaugment=diffaugment,
+        train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
+                     flip=flip, sample_every=sample_every, loss=loss, gp_weight=gp_weight, diffaugment=diffaugment,
                      ema_half_life=ema_half_life, epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
             if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:

@@ -72,6 +72,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 64
     lr: float = 2e-4
+    lr_d: float = 0.0  # the discriminator's learning rate when it differs (two time-scale updates); 0: lr
     beta1: float = 0.5
     beta2: float = 0.999
     seed: int = 0

@@ -112,7 +112,7 @@ class Trainer:
         self.ema_beta = 0.5 ** (train_cfg.batch_size / train_cfg.ema_half_life) if self.G_ema is not None else 0.0
         betas = (train_cfg.beta1, train_cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=train_cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=train_cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=train_cfg.lr_d or train_cfg.lr, betas=betas)
         self.dtype = amp_dtype(device, train_cfg.amp)
         # loss scaling is only needed for fp16; bf16 has fp32's range
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)

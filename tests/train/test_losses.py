@@ -76,3 +76,11 @@ def test_default_recipe_is_the_small_data_one_and_old_checkpoints_keep_theirs():
     old = {"epochs": 5, "batch_size": 8, "lr": 2e-4}
     plain = TrainConfig(epochs=5, batch_size=8, loss="bce", diffaugment="", ema_half_life=0)
     assert TrainConfig.from_dict(old) == plain
+
+
+def test_the_discriminator_can_learn_faster_than_the_generator():
+    cfg = ModelConfig(ngf=4, ndf=4)
+    fast = Trainer(cfg, TrainConfig(lr=2e-4, lr_d=6e-4, amp=False), torch.device("cpu"), {})
+    same = Trainer(cfg, TrainConfig(lr=2e-4, amp=False), torch.device("cpu"), {})
+    assert fast.opt_d.param_groups[0]["lr"] == 6e-4 and fast.opt_g.param_groups[0]["lr"] == 2e-4
+    assert same.opt_d.param_groups[0]["lr"] == same.opt_g.param_groups[0]["lr"] == 2e-4
