@@ -15,8 +15,8 @@ BASE_SIZE = 6  # side of the first feature map; every later stage doubles it
 # on every convolution instead; "spectral-batch" does both (spectral norm on the weights, batch norm after the
 # hidden convolutions, whose batch statistics let D see a batch of look-alikes); "none" suits --loss wgan-gp,
 # whose per-sample penalty batch norm breaks.
-D_NORMS = ("spectral-batch", "spectral", "batch", "none")
-LOSSES = ("hinge", "bce", "wgan-gp")
+D_NORMS = ("batch", "spectral", "spectral-batch", "none")
+LOSSES = ("bce", "hinge", "wgan-gp")
 
 # What checkpoints written before a setting existed were trained with (their dicts lack the key).
 LEGACY_MODEL = {"d_norm": "batch", "mbstd_group": 0}
@@ -30,11 +30,11 @@ class ModelConfig:
     ndf: int = 64  # discriminator width: channels of the first stage
     channels: int = 4  # RGBA
     image_size: int = 96
-    d_norm: str = "spectral"  # discriminator normalisation: D_NORMS
+    d_norm: str = "batch"  # discriminator normalisation: D_NORMS
     # minibatch standard deviation (Karras et al. 2018): D's last stage also sees how much the samples of a
     # group of this many differ, so a batch of look-alikes (one colour for every creature) gives itself away;
     # 0: off
-    mbstd_group: int = 4
+    mbstd_group: int = 0
 
     def __post_init__(self) -> None:
         if self.d_norm not in D_NORMS:
@@ -70,7 +70,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 100
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 2e-4
     lr_d: float = 0.0  # the discriminator's learning rate when it differs (two time-scale updates); 0: lr
     beta1: float = 0.5
@@ -81,7 +81,7 @@ class TrainConfig:
     flip: bool = True  # random horizontal flips of real sprites
     sample_every: int = 1  # epochs between grids + metrics lines
     preset: str = "default"  # the recipe the settings came from (PRESETS)
-    loss: str = "hinge"  # LOSSES: hinge, non-saturating BCE, or Wasserstein with gradient penalty
+    loss: str = "bce"  # LOSSES: the non-saturating BCE of the DCGAN paper, hinge, or Wasserstein with penalty
     gp_weight: float = 10.0  # gradient-penalty weight of --loss wgan-gp
     diffaugment: str = "color,translation,cutout"  # DiffAugment policy; "" for none
     ema_half_life: int = 5000  # images over which the EMA generator's weights halve their lag; 0: no EMA
