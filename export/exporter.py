@@ -172,7 +172,7 @@ def export_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
 
     manifest = {
-        "source": {"checkpoint": str(ckpt.resolve()), "sha256": checkpoint_sha, "epoch": state["epoch"],
+        "source": {"checkpoint": str(ckpt), "sha256": checkpoint_sha, "epoch": state["epoch"],
                    "step": state["step"], "ema": "generator_ema" in state},
         "package_version": package_version(),
         "torch_version": str(torch.__version__),
