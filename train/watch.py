@@ -1,11 +1,9 @@
-"""The collapse alarm: diversity, near-duplicates and colours of fixed-seed samples, calibrated on the training data.
+"""The collapse alarm: diversity and near-duplicates of fixed-seed samples, calibrated on the training data.
 
 Mode collapse shows as samples that are twins of each other: real sprites are never closer to one another
 than a threshold measured on the training set itself, so a sample whose nearest fellow sample is closer than
-that has a twin no real sprite has. The alarm trips when a quarter of the samples have one, when samples
-that were clearly diverse fall below half the real sprites' spread, or when, past the epochs in which a healthy
-run learns colour, the samples' colours stay within a third of the real sprites' colour spread: colour collapse,
-every creature the same hue, which pixel distances alone miss (see `collapsed`).
+that has a twin no real sprite has. The alarm trips when a quarter of the samples have one, or when samples
+that were clearly diverse fall below half the real sprites' spread (see `collapsed`).
 """
 
 from __future__ import annotations
@@ -23,10 +21,6 @@ DIVERSITY_ALARM = 0.5  # mean pairwise distance over the real sprites'; real spr
 # from this epoch on (or once the samples have passed the check).
 WARMUP_EPOCHS = 10
 DIVERSE = 0.8  # a spread the samples must have reached before a fall below DIVERSITY_ALARM counts
-# Spread of the samples' mean visible colours over the real sprites'. The default recipe's run passed 0.4 at
-# epoch 18 and 0.6 at epoch 22; spectral-norm runs that gave every creature one drifting colour sat at 0.19-0.32.
-COLOUR_ALARM = 1 / 3
-COLOUR_WARMUP_EPOCHS = 30
 
 
 @dataclass(frozen=True)
@@ -46,19 +40,18 @@ class CollapseWatch:
         return cls(mean_pairwise_distance(real), float(nearest_distances(real).min()), colours)
 
     def measure(self, sprites: np.ndarray) -> dict:
-        """diversity_ratio, near_duplicate_rate, colour_spread, ms_ssim (recorded, not alarmed on) and alike
-        (past any alarm threshold) for uint8 RGBA sprites (N, H, W, 4). Whether `alike` means collapse depends
-        on the stage of training: see `collapsed`."""
+        """diversity_ratio, near_duplicate_rate, ms_ssim and colour_spread (recorded, not alarmed on) and alike
+        (past either alarm threshold) for uint8 RGBA sprites (N, H, W, 4). Whether `alike` means collapse depends
+        on the stage of training: see WARMUP_EPOCHS."""
         x = pixel_features(sprites)
         diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
         near_dup = float((nearest_distances(x) < self.threshold).mean())
-        colours = mean_pairwise_distance(sprite_colours(sprites)) / self.real_colour_spread
-        alike = near_dup >= NEAR_DUPLICATE_ALARM or diversity < DIVERSITY_ALARM or colours < COLOUR_ALARM
+        alike = near_dup >= NEAR_DUPLICATE_ALARM or diversity < DIVERSITY_ALARM
         return {
             "diversity_ratio": float(diversity),
             "near_duplicate_rate": near_dup,
             "ms_ssim": mean_ms_ssim(sprites, pairs=500),
-            "colour_spread": float(colours),
+            "colour_spread": mean_pairwise_distance(sprite_colours(sprites)) / self.real_colour_spread,
             "alike": bool(alike),
         }
 
@@ -68,20 +61,17 @@ def collapsed(health: dict, best_diversity: float | None, epoch: int) -> bool:
 
     Twins count once past the warm-up, or once samples have passed. A low spread counts only after the
     samples were clearly diverse (DIVERSE): a slow start is not collapse. (On the article preset's run the
-    spread hovered around 0.5 while its samples formed, epochs 8-29, with no twins, then rose past 1.0 by epoch 75.)
-    Colours count from COLOUR_WARMUP_EPOCHS on: a healthy run has learnt them by then."""
+    spread hovered around 0.5 while its samples formed, epochs 8-29, with no twins, then rose past 1.0 by epoch 75.)"""
     twins = health["near_duplicate_rate"] >= NEAR_DUPLICATE_ALARM and (
         best_diversity is not None or epoch >= WARMUP_EPOCHS
     )
     shrunk = health["diversity_ratio"] < DIVERSITY_ALARM and best_diversity is not None and best_diversity >= DIVERSE
-    one_colour = health["colour_spread"] < COLOUR_ALARM and epoch >= COLOUR_WARMUP_EPOCHS
-    return bool(twins or shrunk or one_colour)
+    return bool(twins or shrunk)
 
 
 def describe(m: dict) -> str:
     return (
         f"{m['near_duplicate_rate']:.0%} of samples have a twin closer than any two real sprites "
         f"(alarm at {NEAR_DUPLICATE_ALARM:.0%}), diversity {m['diversity_ratio']:.2f} of the real sprites' "
-        f"(alarm below {DIVERSITY_ALARM}), colour spread {m['colour_spread']:.2f} of the real sprites' "
-        f"(alarm below {COLOUR_ALARM:.2f} from epoch {COLOUR_WARMUP_EPOCHS})"
+        f"(alarm below {DIVERSITY_ALARM})"
     )
