@@ -16,7 +16,7 @@ import click
 import numpy as np
 from report import publish  # benchmarks/ is on sys.path when run as a script
 
-from dcgan.train.data import load_folder
+from dcgan.train.evaluate import load_sprites
 from dcgan.train.metrics import bin_counts, jsd, kmeans, ndb, pixel_features
 
 RESULTS = Path(__file__).parent / "results" / "ndb_chance.md"
@@ -30,9 +30,8 @@ RESULTS = Path(__file__).parent / "results" / "ndb_chance.md"
 @click.option("--subsets", default=9, show_default=True, help="Subsets dcgan-eval averages (-n 1000 / holdout).")
 @click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True)
 def main(data: Path, holdout: Path, bins: int, draws: int, subsets: int, out: Path) -> None:
-    quiet = lambda line: None  # noqa: E731 - the data's repairs are reported by dcgan-train
-    train = pixel_features(load_folder(data, warn=quiet).images.transpose(0, 2, 3, 1))
-    held = pixel_features(load_folder(holdout, warn=quiet).images.transpose(0, 2, 3, 1))
+    train = pixel_features(load_sprites(data, "--data"))
+    held = pixel_features(load_sprites(holdout, "--holdout"))
     m = len(held)
     centres = kmeans(train, bins, 0)
     train_bins = bin_counts(train, centres)
