@@ -1,6 +1,6 @@
 """`dcgan-eval`: is a generator diverse, does it cover the data's modes, does it copy its training set?
 
-Generates sprites through the shared latent convention (seeds 0 .. n-1) from a checkpoint, a run folder or
+Generates sprites through the shared latent convention (seeds 0 .. n-1 by default) from a checkpoint, a run folder or
 any exported ONNX file, and reports the metrics of dcgan.train.metrics, each beside its real-data floor:
 held-out real sprites measured the same way against the training set.
 """
@@ -32,8 +32,8 @@ METRICS = {  # name: (what it says, which way is good)
 }
 
 
-def generate(model: Path, n: int) -> tuple[np.ndarray, str]:
-    """Finished uint8 RGBA sprites for seeds 0 .. n-1, and a description of where they came from."""
+def generate(model: Path, n: int, first_seed: int = 0) -> tuple[np.ndarray, str]:
+    """Finished uint8 RGBA sprites for seeds first_seed .. first_seed + n - 1, and where they came from."""
     from dcgan.serve.contract import finish_sprites
     from dcgan.serve.generator import ModelError, SpriteGenerator
     from dcgan.serve.latent import latents
@@ -52,7 +52,8 @@ def generate(model: Path, n: int) -> tuple[np.ndarray, str]:
         except CheckpointError as err:
             raise click.BadParameter(str(err), param_hint="MODEL") from err
         with torch.no_grad():
-            parts = [generator(torch.from_numpy(latents(range(i, min(i + 256, n)), generator.cfg.nz))).numpy()
+            seeds = range(first_seed, first_seed + n)
+            parts = [generator(torch.from_numpy(latents(seeds[i : i + 256], generator.cfg.nz))).numpy()
                      for i in range(0, n, 256)]  # fmt: skip
         which = "EMA generator" if "generator_ema" in state else "generator"
         return finish_sprites(np.concatenate(parts)), f"{ckpt} ({which}, epoch {state['epoch']})"
@@ -60,7 +61,7 @@ def generate(model: Path, n: int) -> tuple[np.ndarray, str]:
         gen = SpriteGenerator(model, provider="cpu")
     except ModelError as err:
         raise click.BadParameter(str(err), param_hint="MODEL") from err
-    return gen(range(n)), str(gen.info.path)
+    return gen(range(first_seed, first_seed + n)), str(gen.info.path)
 
 
 def load_sprites(folder: Path, option: str) -> np.ndarray:
@@ -82,15 +83,68 @@ def report_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+SHARES = (("training", "train_share"), ("model", "model_share"), ("holdout", "holdout_share"))
+
+
+def coverage_lines(bins: list[dict], count: int = 3) -> list[str]:
+    """The bins furthest from the training set's shares, missed ones first."""
+    order = sorted(bins, key=lambda b: b["z"])
+    lines = ["bins furthest from the training shares (z at holdout count; NDB counts |z| > 1.96):"]
+    for b in order[:count] + [b for b in order[-count:] if b not in order[:count]]:
+        shares = "  ".join(f"{who} {100 * b[key]:5.1f}%" for who, key in SHARES)
+        lines.append(f"  bin {b['bin']:>3}: {shares}  z {b['z']:+.2f}")
+    return lines
+
+
+def coverage_sheet(
+    bins: list[dict], train: np.ndarray, train_labels: np.ndarray, generated: np.ndarray, gen_labels: np.ndarray,
+    rows: int = 4, per_side: int = 6,
+):  # fmt: skip
+    """A picture of the modes: the `rows` most missed bins, then the `rows` most overfilled, each as a row of
+    training sprites of the bin (those nearest its centre, in `train`'s order) beside generated ones."""
+    from PIL import Image, ImageDraw
+
+    from dcgan.serve.images import sheet
+
+    order = sorted(bins, key=lambda b: b["z"])
+    chosen = order[:rows] + [b for b in reversed(order[-rows:]) if b not in order[:rows]]
+    size = train.shape[1:]
+    label_width, header = 170, 24
+    tiles = []
+    for b in chosen:
+        row = np.zeros((2 * per_side + 1, *size), np.uint8)  # transparent: empty cells show the background
+        real, fake = train[train_labels == b["bin"]][:per_side], generated[gen_labels == b["bin"]][:per_side]
+        row[: len(real)], row[per_side + 1 : per_side + 1 + len(fake)] = real, fake
+        tiles.append(row)
+    grid = sheet(np.concatenate(tiles), columns=2 * per_side + 1)
+    canvas = Image.new("RGB", (label_width + grid.width, header + grid.height), "white")
+    canvas.paste(grid, (label_width, header))
+    draw = ImageDraw.Draw(canvas)
+    cell = size[0] + 2
+    draw.text((label_width + 4, 6), "training sprites of the bin", fill="black")
+    draw.text((label_width + (per_side + 1) * cell + 4, 6), "generated sprites in the bin", fill="black")
+    for i, b in enumerate(chosen):
+        y = header + i * cell + cell // 2 - 20
+        verdict = "missed" if b["z"] < 0 else "overfilled"
+        draw.text((8, y), f"bin {b['bin']} ({verdict})", fill="black")
+        draw.text((8, y + 14), f"training {100 * b['train_share']:.1f}%", fill="black")
+        draw.text((8, y + 28), f"model {100 * b['model_share']:.1f}%   z {b['z']:+.2f}", fill="black")
+    return canvas
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("model", type=click.Path(path_type=Path, exists=True))
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="The training sprites.")
 @click.option("--holdout", type=click.Path(path_type=Path), default=None, show_default=False,
               help="Real sprites the model never saw, for the floors. Default: 10% of --data set aside.")  # fmt: skip
-@click.option("-n", "count", type=click.IntRange(min=16), default=1000, help="Sprites to generate (seeds 0 .. n-1).")
+@click.option("-n", "count", type=click.IntRange(min=16), default=1000,
+              help="Sprites to generate: seeds 0 .. n-1, or n seeds from --first-seed.")  # fmt: skip
+@click.option("--first-seed", type=click.IntRange(min=0), default=0,
+              help="The first seed: choose checkpoints on other seeds than those you report.")  # fmt: skip
 @click.option("--bins", type=click.IntRange(min=2), default=40, help="k-means bins of the training set (NDB, JSD).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, show_default=False,
-              help="Folder for metrics.json, sheet.png, neighbours.png. Default: RUN/eval, or eval-NAME.")  # fmt: skip
+              help="Folder for metrics.json, sheet.png, neighbours.png, coverage.png. Default: RUN/eval, "
+              "or eval-NAME.")  # fmt: skip
 @click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
               show_default=False, help="torchvision's Inception-v3 state dict (a local .pth; nothing is downloaded): "
               "adds FID and KID in Inception's feature space.")  # fmt: skip
@@ -100,6 +154,7 @@ def main(
     data: Path,
     holdout: Path | None,
     count: int,
+    first_seed: int,
     bins: int,
     out: Path | None,
     inception_weights: Path | None,
@@ -117,12 +172,12 @@ def main(
     from dcgan.serve.files import write_text_atomic
     from dcgan.serve.images import save_atomic, sheet
 
-    from .metrics import evaluate, nearest_indices, pixel_features
+    from .metrics import evaluate, kmeans, nearest_indices, pixel_features, sq_distances
 
     out = out or (
         model / "eval" if model.is_dir() and (model / "checkpoint.pt").exists() else Path(f"eval-{model.stem}")
     )
-    names = ("metrics.json", "sheet.png", "neighbours.png")
+    names = ("metrics.json", "sheet.png", "neighbours.png", "coverage.png")
     if not overwrite and any((out / name).exists() for name in names):
         raise click.ClickException(f"{out} already holds a report; pass --overwrite or choose another --out")
 
@@ -145,21 +200,32 @@ def main(
         note = f"no --holdout: floors use {cut} sprites of --data set aside (the model may have seen them)"
     if len(real_holdout) < 2 or len(train) < bins:
         raise click.BadParameter(f"need at least {bins} training and 2 held-out sprites", param_hint="--data")
-    sprites, source = generate(model, count)
+    sprites, source = generate(model, count, first_seed)
     click.echo(f"Generated {len(sprites)} sprites from {source}; {len(train)} training, {len(real_holdout)} held out")
     if note:
         click.echo(f"note: {note}", err=True)
 
-    result = evaluate(sprites, train, real_holdout, k=bins, inception=inception)
+    train_features = pixel_features(train)
+    centres = kmeans(train_features, bins, seed=0)
+    result = evaluate(sprites, train, real_holdout, k=bins, inception=inception, centres=centres)
     result["model"] = source
+    result["seeds"] = [first_seed, first_seed + count - 1]
     result["note"] = note or None
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "metrics.json", json.dumps(result, indent=2))
     save_atomic(sheet(sprites[:64], columns=8), out / "sheet.png")
     # 16 generated sprites, each followed by its nearest training sprite
     first = sprites[:16]
-    nearest = nearest_indices(pixel_features(first), pixel_features(train))
+    nearest = nearest_indices(pixel_features(first), train_features)
     pairs = np.stack([first, train[nearest]], axis=1).reshape(-1, *first.shape[1:])
     save_atomic(sheet(pairs, columns=8), out / "neighbours.png")
+    # each bin's training sprites nearest its centre first, its generated sprites in seed order
+    to_centres = sq_distances(train_features, centres)
+    by_closeness = np.argsort(to_centres.min(axis=1))
+    train_labels = to_centres.argmin(axis=1)
+    gen_labels = nearest_indices(pixel_features(sprites), centres)
+    picture = coverage_sheet(result["bins"], train[by_closeness], train_labels[by_closeness], sprites, gen_labels)
+    save_atomic(picture, out / "coverage.png")
     click.echo(report_table(result))
+    click.echo("\n".join(coverage_lines(result["bins"])))
     click.echo(f"Wrote {', '.join(names)} to {out}")

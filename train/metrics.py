@@ -118,6 +118,20 @@ def ndb(reference: np.ndarray, sample: np.ndarray, z: float = 1.96) -> int:
     return int((stat > z).sum())
 
 
+def bin_coverage(reference: np.ndarray, sample: np.ndarray, holdout: np.ndarray, at: int) -> list[dict]:
+    """Per bin: the share of each set, and how far the sample's share is from the reference's in standard
+    errors of a set of `at` sprites (the z that NDB tests at that count; below -1.96 the bin is missed)."""
+    p, q, h = (c / c.sum() for c in (reference, sample, holdout))
+    se = np.sqrt(p * (1 - p) * (1 / reference.sum() + 1 / at))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, (q - p) / se, 0.0)
+    return [
+        {"bin": j, "train_share": float(p[j]), "model_share": float(q[j]), "holdout_share": float(h[j]),
+         "z": float(z[j])}
+        for j in range(len(p))
+    ]  # fmt: skip
+
+
 def jsd(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
     """Jensen-Shannon divergence (natural log) between two bin histograms."""
     p, q = p_counts / p_counts.sum(), q_counts / q_counts.sum()
@@ -171,18 +185,25 @@ def subsets(n: int, size: int) -> list[slice]:
 
 
 def evaluate(
-    generated: np.ndarray, train: np.ndarray, holdout: np.ndarray, k: int = 40, seed: int = 0, inception=None
+    generated: np.ndarray,
+    train: np.ndarray,
+    holdout: np.ndarray,
+    k: int = 40,
+    seed: int = 0,
+    inception=None,
+    centres: np.ndarray | None = None,
 ) -> dict:
     """Every metric for `generated` and, as its floor, for `holdout` (real sprites the model never saw),
     both against `train`. Count-sensitive metrics compare equal counts: the generated set is cut into
     holdout-sized subsets and their mean is reported. `inception` (dcgan.train.inception.Inception) adds
-    FID and KID in its feature space."""
+    FID and KID in its feature space. `centres`: the k-means bins, if already computed (kmeans(features of
+    train, k, seed)). The result's "bins" lists every bin's shares, for seeing which modes are missed."""
     g, t, h = pixel_features(generated), pixel_features(train), pixel_features(holdout)
     m = len(h)
     train_spread = mean_pairwise_distance(t)
     colour_spread = mean_pairwise_distance(sprite_colours(train))
     threshold = float(nearest_distances(t).min())  # real sprites are never closer to each other than this
-    centres = kmeans(t, k, seed)
+    centres = kmeans(t, k, seed) if centres is None else centres
     train_bins = bin_counts(t, centres)
 
     def at_holdout_size(x: np.ndarray, fn) -> float:
@@ -220,6 +241,7 @@ def evaluate(
         config["inception"] = inception.describe()
     return {
         "metrics": {name: {"model": model, "real_floor": floor} for name, (model, floor) in rows.items()},
+        "bins": bin_coverage(train_bins, bin_counts(g, centres), bin_counts(h, centres), at=m),
         "counts": {"generated": len(g), "train": len(t), "holdout": m},
         "config": {
             "space": "composited on RGB (235, 235, 235), 2x2 area-averaged to 48 x 48 x 3, values in [0, 1]",

@@ -5,11 +5,23 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from conftest import synthetic_sprite
+from dcgan.train.evaluate import generate
 from dcgan.train.evaluate import main as eval_main
 from dcgan.train.inception import fid
-from dcgan.train.metrics import evaluate, jsd, kid, kmeans, mean_ms_ssim, ndb, nearest_distances, pixel_features
+from dcgan.train.metrics import (
+    bin_coverage,
+    evaluate,
+    jsd,
+    kid,
+    kmeans,
+    mean_ms_ssim,
+    ndb,
+    nearest_distances,
+    pixel_features,
+)
 
 
 def sprites(n: int, seed: int) -> np.ndarray:
@@ -42,6 +54,31 @@ def test_bins_and_divergences_on_known_counts():
     x = np.concatenate([np.zeros((20, 2)), np.ones((20, 2)) * 10])
     centres = kmeans(x, 2, seed=3)
     assert sorted(centres[:, 0].tolist()) == [0.0, 10.0]
+
+
+def test_bin_coverage_gives_each_bins_shares_and_its_z_at_the_holdout_count():
+    bins = bin_coverage(np.array([50, 30, 20]), np.array([10, 30, 60]), np.array([5, 3, 2]), at=25)
+    assert [b["model_share"] for b in bins] == [0.1, 0.3, 0.6]
+    assert [b["holdout_share"] for b in bins] == [0.5, 0.3, 0.2]
+    # bin 0: (0.1 - 0.5) / sqrt(0.5 * 0.5 * (1/100 + 1/25)), by hand
+    assert bins[0]["z"] == pytest.approx(-0.4 / np.sqrt(0.25 * 0.05)) and bins[1]["z"] == 0
+    assert bins[2]["z"] > 1.96  # overfilled
+
+
+def test_a_mode_the_model_never_makes_is_the_most_missed_bin():
+    def squares(n: int, colour: tuple, size: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        out = np.zeros((n, 96, 96, 4), np.uint8)
+        for i, (y, x) in enumerate(rng.integers(30, 40, size=(n, 2))):
+            out[i, y : y + size, x : x + size] = (*colour, 255)
+        return out
+
+    red, blue = squares(60, (220, 30, 30), 30, 0), squares(30, (30, 30, 220), 50, 1)
+    train = np.concatenate([red, blue])
+    result = evaluate(squares(50, (220, 30, 30), 30, 2), train, np.concatenate([red[:8], blue[:4]]), k=2)
+    missed = min(result["bins"], key=lambda b: b["z"])
+    assert missed["train_share"] == pytest.approx(1 / 3) and missed["model_share"] == 0
+    assert missed["holdout_share"] == pytest.approx(1 / 3) and missed["z"] < -1.96
 
 
 def test_kid_is_near_zero_for_one_distribution_and_large_for_two():
@@ -119,6 +156,10 @@ def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, 
     }  # no Inception rows without --inception-weights
     assert report["counts"] == {"generated": 32, "train": 48, "holdout": 12}
     assert (tmp_path / "r" / "sheet.png").exists() and (tmp_path / "r" / "neighbours.png").exists()
+    assert len(report["bins"]) == 4 and sum(b["model_share"] for b in report["bins"]) == pytest.approx(1)
+    with Image.open(tmp_path / "r" / "coverage.png") as picture:  # 4 bins: each shown once, 13 cells a row
+        assert 4 * 98 < picture.height < 5 * 98 and picture.width > 13 * 98
+    assert "bins furthest from the training shares" in result.output
     again = CliRunner().invoke(
         eval_main, [str(tiny_export / "generator-rgba8.onnx"), *args, "--out", str(tmp_path / "r")]
     )
@@ -128,6 +169,12 @@ def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, 
     result = CliRunner().invoke(eval_main, [str(run), *args])
     assert result.exit_code == 0, result.output
     assert "checkpoint.pt" in result.output and (run / "eval" / "metrics.json").exists()
+
+
+def test_first_seed_shifts_the_seeds_evaluated(tiny_export):
+    model = tiny_export / "generator-rgba8.onnx"
+    later, _ = generate(model, 4, first_seed=6)
+    np.testing.assert_array_equal(later, generate(model, 10)[0][6:])
 
 
 def test_without_holdout_the_floor_comes_from_the_data_with_a_note(tiny_export, make_sprites, tmp_path):
