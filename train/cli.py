@@ -19,7 +19,7 @@ M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
-    "diffaugment", "ema_half_life", "loss", "gp_weight", "d_norm", "mbstd_group",
+    "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "d_norm", "mbstd_group",
 )  # fmt: skip
 
 
@@ -98,6 +98,13 @@ def check_new_run_dir(path: Path) -> None:
     help="Epochs between grid PNGs and metrics lines.",
 )
 @click.option(
+    "--keep-every",
+    type=click.IntRange(min=0),
+    default=T.keep_every,
+    help="Keep the checkpoint of every N-th epoch as checkpoints/epochNNNN.pt (80 MB each at --ngf 48), to "
+    "evaluate or export later; 0: keep only the latest and best.pt.",
+)
+@click.option(
     "--loss",
     type=click.Choice(LOSSES),
     default=T.loss,
@@ -159,6 +166,7 @@ def main(
     channels_last,
     flip,
     sample_every,
+    keep_every,
     loss,
     gp_weight,
     d_norm,
@@ -203,8 +211,8 @@ def main(
         check_new_run_dir(run_dir)
         model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm, mbstd_group=mbstd_group)
         train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
-                     flip=flip, sample_every=sample_every, loss=loss, gp_weight=gp_weight, diffaugment=diffaugment,
-                     ema_half_life=ema_half_life, epochs=epochs or T.epochs)  # fmt: skip
+                     flip=flip, sample_every=sample_every, keep_every=keep_every, loss=loss, gp_weight=gp_weight,
+                     diffaugment=diffaugment, ema_half_life=ema_half_life, epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
             if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
                 (model if key in model else train)[key] = value

@@ -80,6 +80,7 @@ class TrainConfig:
     channels_last: bool = True  # 1.1-1.2x on CPU (benchmarks/train_speed.py)
     flip: bool = True  # random horizontal flips of real sprites
     sample_every: int = 1  # epochs between grids + metrics lines
+    keep_every: int = 0  # epochs between checkpoints kept as checkpoints/epochNNNN.pt (hard links); 0: none
     preset: str = "default"  # the recipe the settings came from (PRESETS)
     loss: str = "bce"  # LOSSES: the non-saturating BCE of the DCGAN paper, hinge, or Wasserstein with penalty
     gp_weight: float = 10.0  # gradient-penalty weight of --loss wgan-gp

@@ -34,6 +34,7 @@ from .data import SpriteSet
 from .model import build_models, recompute_batch_norm
 
 GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shared latent convention
+KEPT_DIR = "checkpoints"  # every --keep-every epochs' checkpoint, as epochNNNN.pt
 BEST_NAME = "best.pt"  # the checkpoint with the most diverse samples that did not trip the collapse alarm
 
 
@@ -353,6 +354,9 @@ def fit(
         save_checkpoint(trainer.state_dict(), ckpt)
         if trainer.best is not None and trainer.best["epoch"] == trainer.epoch:
             _link(ckpt, run_dir / BEST_NAME)
+        if trainer.cfg.keep_every and trainer.epoch % trainer.cfg.keep_every == 0:
+            (run_dir / KEPT_DIR).mkdir(exist_ok=True)
+            _link(ckpt, run_dir / KEPT_DIR / f"epoch{trainer.epoch:04d}.pt")
         if collapse and stop_on_collapse:
             return FitResult(trainer.epoch, trainer.step, True, ckpt, collapsed=True, best=trainer.best)
         if stop is not None and stop.is_set():

@@ -184,6 +184,18 @@ def test_stop_on_collapse_keeps_the_best_checkpoint(make_sprites, tmp_path, monk
     assert load_checkpoint(run / "best.pt")["epoch"] == 1
 
 
+def test_keep_every_keeps_those_epochs_checkpoints_and_survives_a_resume(make_sprites, tmp_path):
+    data, run = make_sprites(8), tmp_path / "run"
+    assert train("--data", data, "--out", run, "--epochs", 3, "--keep-every", 2, *TINY).exit_code == 0
+    assert train("--resume", run, "--epochs", 4, "-q").exit_code == 0
+    kept = run / "checkpoints"
+    assert sorted(p.name for p in kept.iterdir()) == ["epoch0002.pt", "epoch0004.pt"]
+    two, four = load_checkpoint(kept / "epoch0002.pt"), load_checkpoint(kept / "epoch0004.pt")
+    assert two["epoch"] == 2 and four["epoch"] == 4
+    assert_same_weights(four, load_checkpoint(run))  # the latest is kept as it is, not a copy in the making
+    assert not torch.equal(two["generator"]["main.0.weight"], four["generator"]["main.0.weight"])
+
+
 def test_article_preset_sets_its_recipe_unless_overridden(make_sprites, tmp_path):
     data = make_sprites(8)
     args = ["--data", data, "--ngf", 4, "--ndf", 4, "-q", "--preset", "article", "--epochs", 1]
