@@ -167,6 +167,7 @@ def main(
       dcgan-eval runs/demo --data ../shared/data/pokemon --holdout ../shared/data/pokemon-holdout
       dcgan-eval src/generator-rgba8.onnx --data sprites/ -n 500 --out report/
       dcgan-eval runs/demo --data sprites/ --inception-weights inception_v3_google-0cc3c7bd.pth
+      dcgan-eval runs/demo/checkpoints/epoch0100.pt --data sprites/ --first-seed 200000   # choosing
     """
     require_torch("dcgan-eval")
     from dcgan.serve.files import write_text_atomic
