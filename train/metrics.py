@@ -120,7 +120,8 @@ def ndb(reference: np.ndarray, sample: np.ndarray, z: float = 1.96) -> int:
 
 def bin_coverage(reference: np.ndarray, sample: np.ndarray, holdout: np.ndarray, at: int) -> list[dict]:
     """Per bin: the share of each set, and how far the sample's share is from the reference's in standard
-    errors of a set of `at` sprites (the z that NDB tests at that count; below -1.96 the bin is missed)."""
+    errors of a set of `at` sprites, taken at the reference's share (`ndb` pools the two shares instead, so
+    its z differs a little; below about -1.96 a set of `at` sprites tends to miss the bin)."""
     p, q, h = (c / c.sum() for c in (reference, sample, holdout))
     se = np.sqrt(p * (1 - p) * (1 / reference.sum() + 1 / at))
     with np.errstate(divide="ignore", invalid="ignore"):
