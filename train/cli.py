@@ -88,7 +88,9 @@ def check_new_run_dir(path: Path) -> None:
 @click.option("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
 @click.option("--amp/--no-amp", default=T.amp, help="bf16 autocast on CPUs with native bf16; mixed precision on CUDA.")
 @click.option(
-    "--channels-last/--no-channels-last", default=T.channels_last, help="channels-last memory format (faster here)."
+    "--channels-last/--no-channels-last",
+    default=T.channels_last,
+    help="channels-last memory format (see the README's training-speed table).",
 )
 @click.option("--flip/--no-flip", default=T.flip, help="Random horizontal flips of the real sprites.")
 @click.option(
