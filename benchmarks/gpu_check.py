@@ -35,9 +35,10 @@ import torch
 
 from dcgan.export import formats as F
 from dcgan.export.demo import demo_checkpoint
-from dcgan.export.exporter import export_checkpoint, load_generator
+from dcgan.export.exporter import ExportError, export_checkpoint, load_generator
 from dcgan.export.parity import compare, table
 from dcgan.serve.latent import latents
+from dcgan.serve.runtime import CUDA_OPTIONS
 from dcgan.train.checkpoint import load_checkpoint
 
 PARITY_BATCHES = (1, 7, 256)
@@ -84,7 +85,8 @@ def cuda_session(path: Path):
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return None, "this onnxruntime has no CUDA provider"
-    session = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    providers = [("CUDAExecutionProvider", CUDA_OPTIONS), "CPUExecutionProvider"]  # fp32 without TF32
+    session = ort.InferenceSession(str(path), providers=providers)
     if session.get_providers()[0] != "CUDAExecutionProvider":
         return None, f"fell back to {session.get_providers()[0]}"
     return session, ""
@@ -138,7 +140,7 @@ def throughput(export_dir: Path, generator) -> list[tuple[str, int, float]]:
     sessions = {v: cuda_session(export_dir / F.FORMATS[v].filename)[0] for v in ("fp32", "fp16")}
     for batch in SPEED_BATCHES:
         z = torch.from_numpy(latents(range(batch), generator.cfg.nz)).to("cuda")
-        with torch.no_grad():
+        with torch.no_grad(), F.full_fp32():
             rows.append(("PyTorch eager fp32", batch, batch / timed(partial(eager, z), sync)))
             rows.append(("TorchScript fp16", batch, batch / timed(partial(ts16, z), sync)))
         for variant, session in sessions.items():
@@ -191,7 +193,11 @@ def main(out: Path, checkpoint: Path | None) -> None:
     ckpt = checkpoint or demo_checkpoint(out / "demo" / "checkpoint.pt")
     log(f"\nexporting {ckpt}")
     export_dir = out / "export"
-    result = export_checkpoint(ckpt, export_dir, list(F.FORMATS.values()), overwrite=True, log=log)
+    try:
+        result = export_checkpoint(ckpt, export_dir, list(F.FORMATS.values()), overwrite=True, log=log)
+    except ExportError as err:  # the exporter's own parity (CPU and, here, CUDA rows) failed: show which
+        log(f"{table(err.rows)}\nexport failed: {err}")
+        sys.exit(1)
     log(table(result.parity))
     generator = load_generator(load_checkpoint(ckpt))
 

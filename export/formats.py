@@ -6,6 +6,7 @@ the file, and how to load it back and run it, which the parity check uses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import warnings
@@ -137,13 +138,16 @@ def onnx_session(path: Path, provider: str = "cpu", threads: int = 0):
     """An onnxruntime session on exactly `provider`; None when that provider cannot run here."""
     import onnxruntime as ort
 
+    from dcgan.serve.runtime import CUDA_OPTIONS
+
     wanted = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]
     if wanted not in ort.get_available_providers():
         return None
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: a CUDA provider that cannot load is reported by the None
-    session = ort.InferenceSession(str(path), options, providers=[wanted])
+    providers = [(wanted, CUDA_OPTIONS)] if provider == "cuda" else [wanted]
+    session = ort.InferenceSession(str(path), options, providers=providers)
     return session if session.get_providers()[0] == wanted else None
 
 
@@ -158,6 +162,17 @@ def load_torchscript(path: Path, device: str = "cpu"):
         return torch.jit.load(str(path), map_location=device).eval()
 
 
+@contextlib.contextmanager
+def full_fp32():
+    """float32 on CUDA computed in float32: torch lets cuDNN convolutions use TF32 by default (see CUDA_OPTIONS)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def run_torchscript(module, z: np.ndarray, device: str = "cpu") -> np.ndarray:
-    with torch.no_grad():
+    with torch.no_grad(), full_fp32():
         return module(torch.from_numpy(z).to(device)).float().cpu().numpy()

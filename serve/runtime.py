@@ -18,6 +18,10 @@ import onnxruntime as ort
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+# onnxruntime's CUDA provider lets cuDNN compute float32 convolutions in TF32 (10-bit mantissa) unless told not
+# to: about 1e-3 off, which breaks the fp32 files' parity (1e-4) and moves sprites by a level or flips an alpha
+# pixel. fp32 on CUDA means fp32 here; the fp16 file is the fast one. (use_tf32: onnxruntime >= 1.18.)
+CUDA_OPTIONS = {"use_tf32": "0"}
 PROVIDERS = ("auto", "cuda", "cpu")
 
 
@@ -130,7 +134,7 @@ def open_session(model: Path, provider: str = "auto", threads: int | None = None
         if problem is None:
             ort.set_default_logger_severity(4)  # a provider that fails to load is reported below, once
             try:
-                session = ort.InferenceSession(str(model), options, providers=[CUDA, CPU])
+                session = ort.InferenceSession(str(model), options, providers=[(CUDA, CUDA_OPTIONS), CPU])
             finally:
                 ort.set_default_logger_severity(2)
             if session.get_providers()[0] == CUDA:

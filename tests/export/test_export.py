@@ -13,10 +13,12 @@ import torch
 from click.testing import CliRunner
 
 from conftest import synthetic_sprite
+from dcgan.export import formats as F
 from dcgan.export.cli import main as export_main
 from dcgan.export.demo import calibrate
 from dcgan.export.exporter import load_generator
 from dcgan.serve.latent import latents
+from dcgan.serve.runtime import CUDA, CUDA_OPTIONS
 from dcgan.train.checkpoint import load_checkpoint, save_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.loop import Trainer
@@ -72,7 +74,8 @@ def reference(run):
 
 
 def onnx_out(path, z, provider="CPUExecutionProvider"):
-    session = ort.InferenceSession(str(path), providers=[provider])
+    # on CUDA, as the sampler and the exporter run it: float32 without TF32
+    session = ort.InferenceSession(str(path), providers=[(provider, CUDA_OPTIONS) if provider == CUDA else provider])
     assert session.get_providers()[0] == provider
     return session.run(None, {"z": z})[0]
 
@@ -250,3 +253,30 @@ def test_cuda_rows(run, reference, batch):
         assert tol_ok or (np.abs(levels(out) - levels(ref)) <= 2).mean() >= 0.999
     out = ts_out(run / "export" / "generator-fp16.torchscript", z, device="cuda")
     assert np.abs(out - ref).max() <= 1e-2 or (np.abs(levels(out) - levels(ref)) <= 2).mean() >= 0.999
+
+
+def test_full_fp32_turns_tf32_off_inside_and_restores_it():
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        with F.full_fp32():
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_parity_sessions_on_cuda_ask_for_fp32_without_tf32(run, monkeypatch):
+    asked = []
+
+    class FakeSession:
+        def __init__(self, path, options, providers):
+            asked.append(providers)
+
+        def get_providers(self):
+            return [CUDA]
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", FakeSession)
+    assert F.onnx_session(run / "export" / "generator.onnx", "cuda") is not None
+    assert asked == [[(CUDA, {"use_tf32": "0"})]]

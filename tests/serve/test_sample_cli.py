@@ -109,3 +109,20 @@ def test_no_temporary_files_are_left(tiny_export, tmp_path):
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
     arr = np.asarray(Image.open(tmp_path / "out" / "seed000003.png"))
     assert set(np.unique(arr[..., 3])) <= {0, 255}
+
+
+def test_cuda_sessions_compute_fp32_without_tf32(monkeypatch, tiny_export):
+    """onnxruntime's CUDA provider defaults to TF32 convolutions (about 1e-3 off): the sampler turns that off."""
+    asked = []
+
+    class FakeSession:
+        def __init__(self, path, options, providers):
+            asked.append(providers)
+
+        def get_providers(self):
+            return [runtime.CUDA, runtime.CPU]
+
+    monkeypatch.setattr(runtime, "cuda_problem", lambda: None)
+    monkeypatch.setattr(ort, "InferenceSession", FakeSession)
+    assert runtime.open_session(tiny_export / "generator.onnx", "cuda").on_cuda
+    assert asked == [[(runtime.CUDA, {"use_tf32": "0"}), runtime.CPU]]
