@@ -62,3 +62,22 @@ def tiny_export(tmp_path_factory) -> Path:
     ckpt = demo_checkpoint(root / "run" / "checkpoint.pt", ModelConfig(ngf=8, ndf=8))
     export_checkpoint(ckpt, None, formats.select(onnx=True, torchscript=False, fp16=True), log=lambda _m: None)
     return root / "run" / "export"
+
+
+@pytest.fixture
+def session_requests(monkeypatch) -> list:
+    """Swap onnxruntime.InferenceSession for a recorder that reports CUDA as running, and return the list of
+    provider requests it receives: what a CUDA session asks for, checked on machines without a GPU."""
+    import onnxruntime as ort
+
+    asked = []
+
+    class Recorder:
+        def __init__(self, path, options=None, providers=None):
+            asked.append(providers)
+
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    monkeypatch.setattr(ort, "InferenceSession", Recorder)
+    return asked

@@ -266,17 +266,7 @@ def test_full_fp32_turns_tf32_off_inside_and_restores_it():
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
-def test_parity_sessions_on_cuda_ask_for_fp32_without_tf32(run, monkeypatch):
-    asked = []
-
-    class FakeSession:
-        def __init__(self, path, options, providers):
-            asked.append(providers)
-
-        def get_providers(self):
-            return [CUDA]
-
+def test_parity_sessions_on_cuda_ask_for_fp32_without_tf32(run, monkeypatch, session_requests):
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
-    monkeypatch.setattr(ort, "InferenceSession", FakeSession)
     assert F.onnx_session(run / "export" / "generator.onnx", "cuda") is not None
-    assert asked == [[(CUDA, {"use_tf32": "0"})]]
+    assert session_requests == [[(CUDA, {"use_tf32": "0"})]]

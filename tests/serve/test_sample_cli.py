@@ -111,18 +111,8 @@ def test_no_temporary_files_are_left(tiny_export, tmp_path):
     assert set(np.unique(arr[..., 3])) <= {0, 255}
 
 
-def test_cuda_sessions_compute_fp32_without_tf32(monkeypatch, tiny_export):
+def test_cuda_sessions_compute_fp32_without_tf32(monkeypatch, session_requests, tiny_export):
     """onnxruntime's CUDA provider defaults to TF32 convolutions (about 1e-3 off): the sampler turns that off."""
-    asked = []
-
-    class FakeSession:
-        def __init__(self, path, options, providers):
-            asked.append(providers)
-
-        def get_providers(self):
-            return [runtime.CUDA, runtime.CPU]
-
     monkeypatch.setattr(runtime, "cuda_problem", lambda: None)
-    monkeypatch.setattr(ort, "InferenceSession", FakeSession)
     assert runtime.open_session(tiny_export / "generator.onnx", "cuda").on_cuda
-    assert asked == [[(runtime.CUDA, {"use_tf32": "0"}), runtime.CPU]]
+    assert session_requests == [[(runtime.CUDA, {"use_tf32": "0"}), runtime.CPU]]
