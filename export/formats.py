@@ -164,7 +164,8 @@ def load_torchscript(path: Path, device: str = "cpu"):
 
 @contextlib.contextmanager
 def full_fp32():
-    """float32 on CUDA computed in float32: torch lets cuDNN convolutions use TF32 by default (see CUDA_OPTIONS)."""
+    """float32 on CUDA computed in float32: torch lets cuDNN convolutions use TF32 by default (onnxruntime's CUDA
+    provider too, which dcgan.serve.runtime.CUDA_OPTIONS turns off)."""
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
