@@ -38,7 +38,7 @@ from dcgan.export.demo import demo_checkpoint
 from dcgan.export.exporter import ExportError, export_checkpoint, load_generator
 from dcgan.export.parity import compare, table
 from dcgan.serve.latent import latents
-from dcgan.serve.runtime import CUDA_OPTIONS
+from dcgan.serve.runtime import ProviderError, open_session
 from dcgan.train.checkpoint import load_checkpoint
 
 PARITY_BATCHES = (1, 7, 256)
@@ -80,16 +80,11 @@ def versions() -> list[str]:
 
 
 def cuda_session(path: Path):
-    """(session, note): the session on CUDA, or None and why not."""
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return None, "this onnxruntime has no CUDA provider"
-    providers = [("CUDAExecutionProvider", CUDA_OPTIONS), "CPUExecutionProvider"]  # fp32 without TF32
-    session = ort.InferenceSession(str(path), providers=providers)
-    if session.get_providers()[0] != "CUDAExecutionProvider":
-        return None, f"fell back to {session.get_providers()[0]}"
-    return session, ""
+    """(session, note): the sampler's own session on CUDA (float32 without TF32), or None and why not."""
+    try:
+        return open_session(path, "cuda").session, ""
+    except ProviderError as err:
+        return None, str(err)
 
 
 def gpu_parity(export_dir: Path, generator, log) -> tuple[list, list[str]]:
