@@ -27,6 +27,14 @@ METRICS = {  # name: (what it says, which way is good)
         "spread of the sprites' mean colours, over the training set's",
         "near the floor; low: one colour",
     ),
+    "line_art": (
+        "share of opaque pixels dark enough to be outline or line art, over the training set's",
+        "near the floor; low: washed out",
+    ),
+    "grid_texture": (
+        "spectrum on the upsampling grid's frequencies (periods 2-8 px), over the rest of that band",
+        "near the floor (about 1); high: a dotted texture",
+    ),
     "fid_inception": ("FID against the training set, Inception-v3 features, at holdout count", "low"),
     "kid_inception": ("KID against the training set, Inception-v3 features", "low"),
 }

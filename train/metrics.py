@@ -5,6 +5,8 @@ transparent pixels compare equal whatever colour they carry. Distances are Eucli
 resolution (48 x 48 x 3, values in [0, 1]); KID uses a fixed, randomly initialised CNN as its feature space.
 MS-SSIM (pytorch-msssim) compares random pairs at full resolution in the configuration MS_SSIM, and FID/KID in
 Inception's space are added only when the caller supplies a local Inception network (dcgan.train.inception).
+Two measure drawing rather than layout: line art (the share of opaque pixels dark enough to be outlines) and
+grid texture (the transposed convolutions' periodic dots, in the amplitude spectrum at full resolution).
 """
 
 from __future__ import annotations
@@ -40,6 +42,36 @@ def sprite_colours(sprites: np.ndarray) -> np.ndarray:
     rgb = sprites[..., :3].astype(np.float64) / 255.0
     visible = (sprites[..., 3] >= 128)[..., None]
     return (rgb * visible).sum(axis=(1, 2)) / np.maximum(visible.sum(axis=(1, 2)), 1)
+
+
+LINE_ART_LUMINANCE = 0.2  # opaque pixels darker than this (Rec. 601 luma, 0..1) are outline and line art
+
+
+def line_art_share(sprites: np.ndarray) -> float:
+    """(N, H, W, 4) uint8 -> the share of opaque pixels darker than LINE_ART_LUMINANCE: the black outlines and
+    inner lines of real sprites (about a sixth of their pixels). A generator that smooths them away draws
+    paler, washed-out sprites, which fall into the pale k-means bins."""
+    opaque = sprites[..., 3] > 0
+    luma = sprites[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114]) / 255.0
+    return float(((luma < LINE_ART_LUMINANCE) & opaque).sum() / max(int(opaque.sum()), 1))
+
+
+def grid_texture(sprites: np.ndarray) -> float:
+    """(N, H, W, 4) uint8 -> how much the sprites' fine detail sits on the generator's upsampling grid.
+
+    Stacked stride-2 transposed convolutions leave a texture repeating every 2, 4, 8 and 16 px (Odena et al.
+    2016, "Deconvolution and checkerboard artifacts"): peaks of the amplitude spectrum at multiples of H/16
+    cycles per image. This is the mean spectrum (of the composited luminance, each sprite's mean removed) at
+    those frequencies over its mean at the other frequencies of the same band, periods of 8 px and shorter:
+    about 1 for real sprites, above 1 for a dotted texture."""
+    luma = composite(sprites).astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    luma -= luma.mean(axis=(1, 2), keepdims=True)
+    spectrum = np.abs(np.fft.fft2(luma)).mean(axis=0)
+    h, w = spectrum.shape
+    fy, fx = (np.minimum(np.arange(n), n - np.arange(n)) for n in (h, w))  # |frequency|, cycles per image
+    band = (fy[:, None] / h) ** 2 + (fx[None, :] / w) ** 2 >= (1 / 8) ** 2
+    grid = (fy[:, None] % max(h // 16, 1) == 0) & (fx[None, :] % max(w // 16, 1) == 0)
+    return float(spectrum[band & grid].mean() / spectrum[band & ~grid].mean())
 
 
 def sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -204,6 +236,7 @@ def evaluate(
     m = len(h)
     train_spread = mean_pairwise_distance(t)
     colour_spread = mean_pairwise_distance(sprite_colours(train))
+    line_art = line_art_share(train)
     threshold = float(nearest_distances(t).min())  # real sprites are never closer to each other than this
     centres = kmeans(t, k, seed) if centres is None else centres
     train_bins = bin_counts(t, centres)
@@ -232,6 +265,8 @@ def evaluate(
         "kid": (kid(features(generated), ft), kid(features(holdout), ft)),
         "ms_ssim": (mean_ms_ssim(generated, seed=seed), mean_ms_ssim(holdout, seed=seed)),
         "colour_spread": tuple(mean_pairwise_distance(sprite_colours(x)) / colour_spread for x in (generated, holdout)),
+        "line_art": tuple(line_art_share(x) / line_art for x in (generated, holdout)),
+        "grid_texture": (grid_texture(generated), grid_texture(holdout)),
     }
     config = {}
     if inception is not None:

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import mean_ms_ssim, mean_pairwise_distance, nearest_distances, pixel_features, sprite_colours
+from .metrics import (
+    grid_texture,
+    line_art_share,
+    mean_ms_ssim,
+    mean_pairwise_distance,
+    nearest_distances,
+    pixel_features,
+    sprite_colours,
+)
 
 WATCH_SEEDS = range(256)  # the samples measured every --sample-every epochs (the grid shows the first 64)
 NEAR_DUPLICATE_ALARM = 0.25  # share of samples with a twin; real sprites: 0 by construction
@@ -28,6 +36,7 @@ class CollapseWatch:
     real_spread: float  # mean pairwise distance among the training sprites
     threshold: float  # the smallest distance between two training sprites
     real_colour_spread: float = 1.0  # mean pairwise distance among their mean colours
+    real_line_art: float = 1.0  # share of their opaque pixels that are outline or line art (line_art_share)
 
     @classmethod
     def from_images(cls, images: np.ndarray, limit: int = 1024, seed: int = 0) -> CollapseWatch:
@@ -37,12 +46,13 @@ class CollapseWatch:
         sprites = images.transpose(0, 2, 3, 1)
         real = pixel_features(sprites)
         colours = mean_pairwise_distance(sprite_colours(sprites)) or 1.0
-        return cls(mean_pairwise_distance(real), float(nearest_distances(real).min()), colours)
+        line_art = line_art_share(sprites) or 1.0
+        return cls(mean_pairwise_distance(real), float(nearest_distances(real).min()), colours, line_art)
 
     def measure(self, sprites: np.ndarray) -> dict:
-        """diversity_ratio, near_duplicate_rate, ms_ssim and colour_spread (recorded, not alarmed on) and alike
-        (past either alarm threshold) for uint8 RGBA sprites (N, H, W, 4). Whether `alike` means collapse depends
-        on the stage of training: see WARMUP_EPOCHS."""
+        """diversity_ratio, near_duplicate_rate, and alike (past either alarm threshold) for uint8 RGBA sprites
+        (N, H, W, 4), with ms_ssim, colour_spread, line_art and grid_texture recorded, not alarmed on (see
+        dcgan.train.metrics). Whether `alike` means collapse depends on the stage of training: see WARMUP_EPOCHS."""
         x = pixel_features(sprites)
         diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
         near_dup = float((nearest_distances(x) < self.threshold).mean())
@@ -52,6 +62,8 @@ class CollapseWatch:
             "near_duplicate_rate": near_dup,
             "ms_ssim": mean_ms_ssim(sprites, pairs=500),
             "colour_spread": mean_pairwise_distance(sprite_colours(sprites)) / self.real_colour_spread,
+            "line_art": line_art_share(sprites) / self.real_line_art,
+            "grid_texture": grid_texture(sprites),
             "alike": bool(alike),
         }
 

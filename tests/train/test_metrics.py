@@ -14,9 +14,11 @@ from dcgan.train.inception import fid
 from dcgan.train.metrics import (
     bin_coverage,
     evaluate,
+    grid_texture,
     jsd,
     kid,
     kmeans,
+    line_art_share,
     mean_ms_ssim,
     ndb,
     nearest_distances,
@@ -110,6 +112,40 @@ def test_colour_spread_catches_every_creature_in_one_colour(real):
     assert evaluate(one_colour, train, holdout, k=8)["metrics"]["colour_spread"]["model"] < 0.01
 
 
+def test_line_art_counts_dark_opaque_pixels_and_catches_washed_out_sprites(real):
+    sprite = np.zeros((1, 4, 4, 4), np.uint8)
+    sprite[0, :2, :, 3] = 255  # 8 opaque pixels: 2 black, 6 light; the black pixels under alpha 0 do not count
+    sprite[0, :2, 2:, :3] = 230
+    sprite[0, :2, :2, :3] = [[40, 40, 40], [255, 255, 255]]
+    assert line_art_share(sprite) == pytest.approx(2 / 8)
+    train, holdout = real
+    fresh = sprites(80, 3)
+    outlined = fresh.copy()
+    opaque = fresh[..., 3] > 0
+    edge = opaque & ~(np.roll(opaque, 1, 1) & np.roll(opaque, -1, 1) & np.roll(opaque, 1, 2) & np.roll(opaque, -1, 2))
+    outlined[edge, :3] = 0  # a black outline, like real sprites'
+    washed = outlined.copy()
+    washed[..., :3] = np.where(opaque[..., None], 128 + outlined[..., :3] // 2, 0)  # halfway to white
+    ref = evaluate(outlined, outlined, holdout, k=8)["metrics"]["line_art"]
+    assert ref["model"] == pytest.approx(1.0)
+    assert evaluate(washed, outlined, holdout, k=8)["metrics"]["line_art"]["model"] == 0.0
+    assert evaluate(fresh, outlined, holdout, k=8)["metrics"]["line_art"]["model"] < 0.5 * ref["model"]
+
+
+def test_grid_texture_finds_dots_on_the_upsampling_grid(real):
+    train, holdout = real
+    smooth = grid_texture(train)
+    assert 0.8 < smooth < 1.25
+    dotted = train.copy()
+    dotted[:, ::8, ::8] = [0, 0, 0, 255]  # a black dot every 8 px, as stacked transposed convolutions leave
+    assert grid_texture(dotted) > 2 * smooth
+    off_grid = train.copy()
+    off_grid[:, ::7, ::7] = [0, 0, 0, 255]  # the same dots every 7 px: not on the grid
+    assert grid_texture(off_grid) < 1.25 * smooth
+    metrics = evaluate(dotted, train, holdout, k=8)["metrics"]["grid_texture"]
+    assert metrics["model"] > 1.5 * metrics["real_floor"]
+
+
 def test_ms_ssim_is_one_for_twins_and_works_at_96_px(real):
     train, _ = real
     assert mean_ms_ssim(np.repeat(train[:1], 4, axis=0)) == pytest.approx(1.0)
@@ -153,6 +189,8 @@ def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, 
         "kid",
         "ms_ssim",
         "colour_spread",
+        "line_art",
+        "grid_texture",
     }  # no Inception rows without --inception-weights
     assert report["counts"] == {"generated": 32, "train": 48, "holdout": 12}
     assert (tmp_path / "r" / "sheet.png").exists() and (tmp_path / "r" / "neighbours.png").exists()

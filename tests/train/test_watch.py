@@ -29,3 +29,14 @@ def test_alarm_rules_ignore_a_slow_start_but_not_twins_or_a_shrinking_spread():
     assert not collapsed(twins, best_diversity=None, epoch=WARMUP_EPOCHS - 1)
     assert collapsed(twins, best_diversity=None, epoch=WARMUP_EPOCHS)
     assert collapsed(twins, best_diversity=0.6, epoch=1)
+
+
+def test_the_watch_records_line_art_against_the_training_sprites():
+    real = sprites(100, 1)
+    real[..., :3] = np.where(real[..., 3:] > 0, real[..., :3] // 4, 0)  # dark sprites: their line art is all
+    watch = CollapseWatch.from_images(real.transpose(0, 3, 1, 2))
+    assert watch.measure(real[:64])["line_art"] > 0.9
+    washed = real[:64].copy()
+    washed[..., :3] = np.where(washed[..., 3:] > 0, 255 - washed[..., :3] // 2, 0)  # the same, pale
+    health = watch.measure(washed)
+    assert health["line_art"] == 0.0 and 0.5 < health["grid_texture"] < 2
