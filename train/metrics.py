@@ -1,12 +1,13 @@
 """Sample-quality metrics that need no download, for sprites (uint8 RGBA, N x H x W x 4).
 
-Every metric works on sprites alpha-composited onto one fixed background (the sheets' light grey), so
-transparent pixels compare equal whatever colour they carry. Distances are Euclidean in pixel space at half
-resolution (48 x 48 x 3, values in [0, 1]); KID uses a fixed, randomly initialised CNN as its feature space.
-MS-SSIM (pytorch-msssim) compares random pairs at full resolution in the configuration MS_SSIM, and FID/KID in
-Inception's space are added only when the caller supplies a local Inception network (dcgan.train.inception).
-Two measure drawing rather than layout: line art (the share of opaque pixels dark enough to be outlines) and
-grid texture (the transposed convolutions' periodic dots, in the amplitude spectrum at full resolution).
+Every metric but line art works on sprites alpha-composited onto one fixed background (the sheets' light grey), so
+transparent pixels compare equal whatever colour they carry; line art counts opaque pixels only. Distances are
+Euclidean in pixel space at half resolution (48 x 48 x 3, values in [0, 1]); KID uses a fixed, randomly initialised
+CNN as its feature space. MS-SSIM (pytorch-msssim) compares random pairs at full resolution in the configuration
+MS_SSIM, and FID/KID in Inception's space are added only when the caller supplies a local Inception network
+(dcgan.train.inception). Two measure drawing rather than layout: line art (the share of opaque pixels dark enough to
+be outlines) and grid texture (the transposed convolutions' periodic dots, in the amplitude spectrum at full
+resolution).
 """
 
 from __future__ import annotations
