@@ -56,10 +56,11 @@ def newest_run(root: Path = Path("runs")) -> Path | None:
     return checkpoints[-1].parent if checkpoints else None
 
 
-def load_generator(state: dict) -> Generator:
-    """The generator of a checkpoint in eval mode (batch norm on running statistics), EMA weights if any."""
+def load_generator(state: dict, ema: bool = True) -> Generator:
+    """The generator of a checkpoint in eval mode (batch norm on running statistics): its EMA weights if it has
+    them and `ema`, else the trained (live) generator's."""
     generator = Generator(ModelConfig.from_dict(state["model_config"]))
-    ema = "generator_ema" in state
+    ema = ema and "generator_ema" in state
     load_weights(generator, state["generator_ema" if ema else "generator"], "EMA generator" if ema else "generator")
     return generator.eval()
 

@@ -40,8 +40,9 @@ METRICS = {  # name: (what it says, which way is good)
 }
 
 
-def generate(model: Path, n: int, first_seed: int = 0) -> tuple[np.ndarray, str]:
-    """Finished uint8 RGBA sprites for seeds first_seed .. first_seed + n - 1, and where they came from."""
+def generate(model: Path, n: int, first_seed: int = 0, live: bool = False) -> tuple[np.ndarray, str]:
+    """Finished uint8 RGBA sprites for seeds first_seed .. first_seed + n - 1, and where they came from. `live`:
+    a checkpoint's trained generator instead of its EMA one (exported files carry only the EMA one)."""
     from dcgan.serve.contract import finish_sprites
     from dcgan.serve.generator import ModelError, SpriteGenerator
     from dcgan.serve.latent import latents
@@ -56,15 +57,17 @@ def generate(model: Path, n: int, first_seed: int = 0) -> tuple[np.ndarray, str]
 
         try:
             state = load_checkpoint(ckpt)
-            generator = load_generator(state)
+            generator = load_generator(state, ema=not live)
         except CheckpointError as err:
             raise click.BadParameter(str(err), param_hint="MODEL") from err
         with torch.no_grad():
             seeds = range(first_seed, first_seed + n)
             parts = [generator(torch.from_numpy(latents(seeds[i : i + 256], generator.cfg.nz))).numpy()
                      for i in range(0, n, 256)]  # fmt: skip
-        which = "EMA generator" if "generator_ema" in state else "generator"
+        which = "EMA generator" if "generator_ema" in state and not live else "generator"
         return finish_sprites(np.concatenate(parts)), f"{ckpt} ({which}, epoch {state['epoch']})"
+    if live:
+        raise click.BadParameter(f"--live needs a checkpoint or run folder, not {model}", param_hint="MODEL")
     try:
         gen = SpriteGenerator(model, provider="cpu")
     except ModelError as err:
@@ -156,6 +159,8 @@ def coverage_sheet(
 @click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
               show_default=False, help="torchvision's Inception-v3 state dict (a local .pth; nothing is downloaded): "
               "adds FID and KID in Inception's feature space.")  # fmt: skip
+@click.option("--live", is_flag=True,
+              help="Evaluate a checkpoint's trained generator instead of its EMA one (the one exported).")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an earlier report in --out.")
 def main(
     model: Path,
@@ -166,6 +171,7 @@ def main(
     bins: int,
     out: Path | None,
     inception_weights: Path | None,
+    live: bool,
     overwrite: bool,
 ):
     """Measure diversity, mode coverage and memorisation of MODEL (checkpoint, run folder or ONNX file).
@@ -209,7 +215,7 @@ def main(
         note = f"no --holdout: floors use {cut} sprites of --data set aside (the model may have seen them)"
     if len(real_holdout) < 2 or len(train) < bins:
         raise click.BadParameter(f"need at least {bins} training and 2 held-out sprites", param_hint="--data")
-    sprites, source = generate(model, count, first_seed)
+    sprites, source = generate(model, count, first_seed, live)
     click.echo(f"Generated {len(sprites)} sprites from {source}; {len(train)} training, {len(real_holdout)} held out")
     if note:
         click.echo(f"note: {note}", err=True)

@@ -215,6 +215,30 @@ def test_first_seed_shifts_the_seeds_evaluated(tiny_export):
     np.testing.assert_array_equal(later, generate(model, 10)[0][6:])
 
 
+def test_live_evaluates_the_trained_generator_instead_of_the_ema_one(tiny_export, make_sprites, tmp_path):
+    pytest.importorskip("torch")
+    from dcgan.train.checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(tiny_export.parent / "checkpoint.pt")
+    assert "generator_ema" in state
+    # a trained generator that differs from the EMA one: the output layer's weights doubled
+    state["generator"] = {k: v * 2 if k == "main.12.weight" else v for k, v in state["generator_ema"].items()}
+    both, live_only = tmp_path / "both.pt", tmp_path / "live-only.pt"
+    save_checkpoint(state, both)
+    del state["generator_ema"]
+    save_checkpoint(state, live_only)
+    ema, source = generate(both, 8)
+    live, live_source = generate(both, 8, live=True)
+    assert "EMA generator" in source and "EMA" not in live_source
+    assert not np.array_equal(ema, live)
+    np.testing.assert_array_equal(live, generate(live_only, 8)[0])
+    data = make_sprites(20, name="train", seed=7)
+    onnx = CliRunner().invoke(
+        eval_main, [str(tiny_export / "generator.onnx"), "--data", str(data), "--bins", "4", "--live"]
+    )
+    assert onnx.exit_code == 2 and "--live needs a checkpoint" in onnx.output
+
+
 def test_without_holdout_the_floor_comes_from_the_data_with_a_note(tiny_export, make_sprites, tmp_path):
     data = make_sprites(50, name="train", seed=7)
     result = CliRunner().invoke(
