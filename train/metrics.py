@@ -237,7 +237,7 @@ def evaluate(
     m = len(h)
     train_spread = mean_pairwise_distance(t)
     colour_spread = mean_pairwise_distance(sprite_colours(train))
-    line_art = line_art_share(train)
+    line_art = line_art_share(train) or 1.0  # a training set without line art: the shares themselves
     threshold = float(nearest_distances(t).min())  # real sprites are never closer to each other than this
     centres = kmeans(t, k, seed) if centres is None else centres
     train_bins = bin_counts(t, centres)
