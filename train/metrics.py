@@ -45,15 +45,16 @@ def sprite_colours(sprites: np.ndarray) -> np.ndarray:
     return (rgb * visible).sum(axis=(1, 2)) / np.maximum(visible.sum(axis=(1, 2)), 1)
 
 
-LINE_ART_LUMINANCE = 0.2  # opaque pixels darker than this (Rec. 601 luma, 0..1) are outline and line art
+LUMA = np.float32([0.299, 0.587, 0.114])  # Rec. 601 weights of R, G, B
+LINE_ART_LUMINANCE = 0.2  # opaque pixels darker than this (luma, 0..1) are outline and line art
 
 
 def line_art_share(sprites: np.ndarray) -> float:
     """(N, H, W, 4) uint8 -> the share of opaque pixels darker than LINE_ART_LUMINANCE: the black outlines and
     inner lines of real sprites (about a sixth of their pixels). A generator that smooths them away draws
-    paler, washed-out sprites, which fall into the pale k-means bins."""
+    paler, washed-out sprites."""
     opaque = sprites[..., 3] > 0
-    luma = sprites[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114]) / 255.0
+    luma = sprites[..., :3].astype(np.float32) @ LUMA / 255.0
     return float(((luma < LINE_ART_LUMINANCE) & opaque).sum() / max(int(opaque.sum()), 1))
 
 
@@ -65,7 +66,7 @@ def grid_texture(sprites: np.ndarray) -> float:
     cycles per image. This is the mean spectrum (of the composited luminance, each sprite's mean removed) at
     those frequencies over its mean at the other frequencies of the same band, periods of 8 px and shorter:
     about 1 for real sprites, above 1 for a dotted texture."""
-    luma = composite(sprites).astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    luma = composite(sprites).astype(np.float32) @ LUMA
     luma -= luma.mean(axis=(1, 2), keepdims=True)
     spectrum = np.abs(np.fft.fft2(luma)).mean(axis=0)
     h, w = spectrum.shape
