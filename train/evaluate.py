@@ -57,14 +57,15 @@ def generate(model: Path, n: int, first_seed: int = 0, live: bool = False) -> tu
 
         try:
             state = load_checkpoint(ckpt)
-            generator = load_generator(state, ema=not live)
+            ema = not live and "generator_ema" in state
+            generator = load_generator(state, ema=ema)
         except CheckpointError as err:
             raise click.BadParameter(str(err), param_hint="MODEL") from err
         with torch.no_grad():
             seeds = range(first_seed, first_seed + n)
             parts = [generator(torch.from_numpy(latents(seeds[i : i + 256], generator.cfg.nz))).numpy()
                      for i in range(0, n, 256)]  # fmt: skip
-        which = "EMA generator" if "generator_ema" in state and not live else "generator"
+        which = "EMA generator" if ema else "generator"
         return finish_sprites(np.concatenate(parts)), f"{ckpt} ({which}, epoch {state['epoch']})"
     if live:
         raise click.BadParameter(f"--live needs a checkpoint or run folder, not {model}", param_hint="MODEL")
