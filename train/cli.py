@@ -13,13 +13,13 @@ import click
 
 from dcgan.serve.signals import StopRequest, stop_on_signals
 
-from .config import D_NORMS, LOSSES, PRESETS, ModelConfig, TrainConfig
+from .config import D_NORMS, G_INITS, LOSSES, PRESETS, ModelConfig, TrainConfig
 
 M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
-    "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "d_norm", "mbstd_group",
+    "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "g_init", "d_norm", "mbstd_group",
 )  # fmt: skip
 
 
@@ -114,6 +114,19 @@ def check_new_run_dir(path: Path) -> None:
 )
 @click.option("--gp-weight", type=click.FloatRange(min=0), default=T.gp_weight, help="Penalty weight of wgan-gp.")
 @click.option(
+    "--r1",
+    type=click.FloatRange(min=0),
+    default=T.r1,
+    help="R1 penalty weight: (r1 / 2)·|grad D|² at the real sprites, added to D's loss; 0: off.",
+)
+@click.option(
+    "--g-init",
+    type=click.Choice(G_INITS),
+    default=T.g_init,
+    help="normal: N(0, 0.02) everywhere (the paper); icnr: G's upsampling kernels start as nearest-neighbour "
+    "upsampling then a 3x3 N(0, 0.02) convolution, without a checkerboard.",
+)
+@click.option(
     "--d-norm",
     type=click.Choice(D_NORMS),
     default=M.d_norm,
@@ -171,6 +184,8 @@ def main(
     keep_every,
     loss,
     gp_weight,
+    r1,
+    g_init,
     d_norm,
     mbstd_group,
     diffaugment,
@@ -214,7 +229,8 @@ def main(
         model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm, mbstd_group=mbstd_group)
         train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
                      flip=flip, sample_every=sample_every, keep_every=keep_every, loss=loss, gp_weight=gp_weight,
-                     diffaugment=diffaugment, ema_half_life=ema_half_life, epochs=epochs or T.epochs)  # fmt: skip
+                     r1=r1, g_init=g_init, diffaugment=diffaugment, ema_half_life=ema_half_life,
+                     epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
             if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
                 (model if key in model else train)[key] = value

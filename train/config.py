@@ -17,6 +17,9 @@ BASE_SIZE = 6  # side of the first feature map; every later stage doubles it
 # whose per-sample penalty batch norm breaks.
 D_NORMS = ("batch", "spectral", "spectral-batch", "none")
 LOSSES = ("bce", "hinge", "wgan-gp")
+# Generator init: "normal" is the DCGAN paper's N(0, 0.02) for every kernel; "icnr" draws the stride-2 kernels
+# as nearest-neighbour upsampling followed by an N(0, 0.02) 3x3 convolution, so they start without a checkerboard.
+G_INITS = ("normal", "icnr")
 
 # What checkpoints written before a setting existed were trained with (their dicts lack the key).
 LEGACY_MODEL = {"d_norm": "batch", "mbstd_group": 0}
@@ -86,10 +89,18 @@ class TrainConfig:
     gp_weight: float = 10.0  # gradient-penalty weight of --loss wgan-gp
     diffaugment: str = "color,translation,cutout"  # DiffAugment policy; "" for none
     ema_half_life: int = 5000  # images over which the EMA generator's weights halve their lag; 0: no EMA
+    # R1 (Mescheder et al. 2018): (r1 / 2) * |grad D|^2 at the real sprites D sees, added to D's loss, so D's
+    # score stays flat around the data and the generator settles instead of circling; 0: off
+    r1: float = 0.0
+    g_init: str = "normal"  # G_INITS
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.g_init not in G_INITS:
+            raise ValueError(f"g_init must be one of {', '.join(G_INITS)}, got {self.g_init!r}")
+        if self.r1 < 0:
+            raise ValueError(f"r1 must be 0 (off) or a positive weight, got {self.r1}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

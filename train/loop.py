@@ -103,7 +103,7 @@ class Trainer:
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, data_info: dict):
         self.model_cfg, self.cfg, self.device, self.data_info = model_cfg, train_cfg, device, data_info
         torch.manual_seed(train_cfg.seed)  # weight init
-        self.G, self.D = build_models(model_cfg)
+        self.G, self.D = build_models(model_cfg, train_cfg.g_init)
         memory_format = torch.channels_last if train_cfg.channels_last else torch.preserve_format
         self.G.to(device, memory_format=memory_format)
         self.D.to(device, memory_format=memory_format)
@@ -192,12 +192,17 @@ class Trainer:
         with self.autocast():
             fake = self.G(z)
             real_in = augment(real)
+            if self.cfg.r1:
+                real_in = real_in.detach().requires_grad_(True)
             fake_in = augment(fake.detach())
             d_real = self.D(real_in).float()
             d_fake = self.D(fake_in).float()
             loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake)
         if self.cfg.loss == "wgan-gp":
             loss_d = loss_d + self.cfg.gp_weight * self.gradient_penalty(real_in, fake_in)
+        if self.cfg.r1:
+            (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
+            loss_d = loss_d + self.cfg.r1 / 2 * grad.float().flatten(1).square().sum(dim=1).mean()
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)

@@ -1,4 +1,4 @@
-"""The three losses: their values on known scores, the gradient penalty on a critic whose gradient is known,
+"""The three losses: their values on known scores, the gradient penalty on a critic whose gradient is known, R1,
 and a short real training run with each, through the CLI."""
 
 import json
@@ -84,3 +84,39 @@ def test_the_discriminator_can_learn_faster_than_the_generator():
     same = Trainer(cfg, TrainConfig(lr=2e-4, amp=False), torch.device("cpu"), {})
     assert fast.opt_d.param_groups[0]["lr"] == 6e-4 and fast.opt_g.param_groups[0]["lr"] == 2e-4
     assert same.opt_d.param_groups[0]["lr"] == same.opt_g.param_groups[0]["lr"] == 2e-4
+
+
+def test_r1_adds_half_its_weight_times_the_squared_gradient_at_the_real_sprites():
+    """The same step with and without R1: the D losses differ by exactly (r1 / 2) E|grad_x D(x)|^2, computed
+    here on a copy of D at the real batch (no flips, no augmentation, so D sees the batch as given)."""
+    import copy
+
+    cfg = ModelConfig(ngf=4, ndf=4)
+    settings = dict(amp=False, channels_last=False, flip=False, diffaugment="", ema_half_life=0)
+    plain = Trainer(cfg, TrainConfig(**settings), torch.device("cpu"), {})
+    with_r1 = Trainer(cfg, TrainConfig(**settings, r1=10.0), torch.device("cpu"), {})
+    real_u8 = torch.randint(0, 256, (6, 4, 96, 96), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    real = (real_u8.float() / 127.5 - 1).requires_grad_(True)
+    (grad,) = torch.autograd.grad(copy.deepcopy(with_r1.D)(real).sum(), real)
+    penalty = 10.0 / 2 * grad.flatten(1).square().sum(dim=1).mean().item()
+    assert penalty > 0
+    gap = with_r1.train_step(real_u8)["loss_d"] - plain.train_step(real_u8)["loss_d"]
+    assert gap == pytest.approx(penalty, rel=1e-4)
+
+
+def test_r1_and_icnr_init_train_are_recorded_and_stay_on_resume(make_sprites, tmp_path):
+    run = tmp_path / "run"
+    args = ["--data", make_sprites(8), "--out", run, "--epochs", 2, "--r1", "0.05", "--g-init", "icnr"]
+    result = CliRunner().invoke(train_main, [*map(str, args), "--batch-size", "4", "--ngf", "4", "--ndf", "4", "-q"])
+    assert result.exit_code == 0, result.output
+    state = load_checkpoint(run)
+    assert (state["train_config"]["r1"], state["train_config"]["g_init"]) == (0.05, "icnr")
+    assert all(torch.isfinite(t).all() for t in state["discriminator"].values() if t.is_floating_point())
+    for option, value in (("--r1", "1"), ("--g-init", "normal")):
+        refused = CliRunner().invoke(train_main, ["--resume", str(run), "--epochs", "3", option, value, "-q"])
+        assert refused.exit_code == 2 and option in refused.output
+    assert CliRunner().invoke(train_main, ["--data", "x", "--r1", "-1"]).exit_code == 2
+    with pytest.raises(ValueError, match="r1"):
+        TrainConfig(r1=-0.1)
+    old = TrainConfig.from_dict({"epochs": 5})  # checkpoints from before these settings: neither
+    assert (old.r1, old.g_init) == (0.0, "normal")

@@ -5,7 +5,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.parametrize import ParametrizationList
 
-from dcgan.train.config import D_NORMS, ModelConfig
+from dcgan.train.config import D_NORMS, ModelConfig, TrainConfig
 from dcgan.train.model import Discriminator, Generator, MinibatchStd, build_models, generator_flops
 
 
@@ -123,3 +123,25 @@ def test_checkpoints_from_before_a_setting_existed_keep_what_they_were_trained_w
     old = {k: v for k, v in ModelConfig().to_dict().items() if k not in ("d_norm", "mbstd_group")}
     assert ModelConfig.from_dict(old).d_norm == "batch"  # the only discriminator there was
     assert ModelConfig.from_dict(old).mbstd_group == 0
+
+
+@pytest.mark.parametrize("g_init, even", [("icnr", True), ("normal", False)])
+def test_icnr_init_starts_the_upsampling_without_a_checkerboard(g_init, even):
+    """A flat feature map through a freshly initialised stride-2 layer: flat out (inside the border) with
+    "icnr"; with the paper's init the four output phases differ, the checkerboard of Odena et al. 2016."""
+    torch.manual_seed(0)
+    g, _ = build_models(ModelConfig(ngf=8), g_init)
+    layers = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2)]
+    assert len(layers) == 4
+    for layer in layers:
+        flat = torch.randn(1, layer.in_channels, 1, 1).expand(1, layer.in_channels, 6, 6)
+        with torch.no_grad():
+            out = layer(flat)[0, :, 2:-2, 2:-2]
+        ripple = (out - out.mean(dim=(1, 2), keepdim=True)).abs().max() / out.abs().mean()
+        assert (ripple < 1e-4) == even, ripple
+        assert 0.005 < layer.weight.std() < 0.025  # still on the paper's N(0, 0.02) scale
+
+
+def test_unknown_g_init_is_refused():
+    with pytest.raises(ValueError, match="g_init"):
+        TrainConfig(g_init="xavier")
