@@ -45,6 +45,14 @@ def sprite_colours(sprites: np.ndarray) -> np.ndarray:
     return (rgb * visible).sum(axis=(1, 2)) / np.maximum(visible.sum(axis=(1, 2)), 1)
 
 
+def hard_alpha(sprites: np.ndarray) -> np.ndarray:
+    """uint8 RGBA (N, H, W, 4) with any alpha -> alpha 0 or 255 as the sampler finishes sprites (opaque where
+    alpha >= 128, the uint8 level of a raw alpha above 0; see dcgan.serve.contract.finish_sprites), colour
+    cleared where transparent. For measuring a generator's raw output as its users will see it."""
+    opaque = sprites[..., 3:] >= 128
+    return np.concatenate([sprites[..., :3] * opaque, opaque * np.uint8(255)], axis=-1).astype(np.uint8)
+
+
 LUMA = np.float32([0.299, 0.587, 0.114])  # Rec. 601 weights of R, G, B
 LINE_ART_LUMINANCE = 0.2  # opaque pixels darker than this (luma, 0..1) are outline and line art
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from .metrics import (
     grid_texture,
+    hard_alpha,
     line_art_share,
     mean_ms_ssim,
     mean_pairwise_distance,
@@ -52,18 +53,20 @@ class CollapseWatch:
     def measure(self, sprites: np.ndarray) -> dict:
         """diversity_ratio, near_duplicate_rate, and alike (past either alarm threshold) for uint8 RGBA sprites
         (N, H, W, 4), with ms_ssim, colour_spread, line_art and grid_texture recorded, not alarmed on (see
-        dcgan.train.metrics). Whether `alike` means collapse depends on the stage of training: see WARMUP_EPOCHS."""
+        dcgan.train.metrics; the last two on the sprites with alpha made hard, as dcgan-eval measures them).
+        Whether `alike` means collapse depends on the stage of training: see WARMUP_EPOCHS."""
         x = pixel_features(sprites)
         diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
         near_dup = float((nearest_distances(x) < self.threshold).mean())
         alike = near_dup >= NEAR_DUPLICATE_ALARM or diversity < DIVERSITY_ALARM
+        finished = hard_alpha(sprites)  # drawing is measured as dcgan-sample will deliver it, not on the haze
         return {
             "diversity_ratio": float(diversity),
             "near_duplicate_rate": near_dup,
             "ms_ssim": mean_ms_ssim(sprites, pairs=500),
             "colour_spread": mean_pairwise_distance(sprite_colours(sprites)) / self.real_colour_spread,
-            "line_art": line_art_share(sprites) / self.real_line_art,
-            "grid_texture": grid_texture(sprites),
+            "line_art": line_art_share(finished) / self.real_line_art,
+            "grid_texture": grid_texture(finished),
             "alike": bool(alike),
         }
 

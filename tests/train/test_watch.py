@@ -1,6 +1,7 @@
 import numpy as np
 
 from conftest import synthetic_sprite
+from dcgan.train.metrics import hard_alpha
 from dcgan.train.watch import CollapseWatch
 
 
@@ -40,3 +41,17 @@ def test_the_watch_records_line_art_against_the_training_sprites():
     washed[..., :3] = np.where(washed[..., 3:] > 0, 255 - washed[..., :3] // 2, 0)  # the same, pale
     health = watch.measure(washed)
     assert health["line_art"] == 0.0 and 0.5 < health["grid_texture"] < 2
+
+
+def test_the_watch_measures_drawing_as_the_sampler_finishes_it():
+    """A raw generator output: a pale opaque body in a faint black haze (alpha 40 of 255). The sampler makes the
+    haze transparent, so it is no line art; counted as opaque, it would be most of the picture's."""
+    real = sprites(100, 1)
+    watch = CollapseWatch.from_images(real.transpose(0, 3, 1, 2))
+    raw = np.zeros((64, 96, 96, 4), np.uint8)
+    raw[..., 3] = 40  # haze everywhere, black
+    raw[:, 30:60, 30:60] = (230, 220, 200, 255)  # the body
+    assert watch.measure(raw)["line_art"] == 0.0
+    finished = hard_alpha(raw)
+    assert set(np.unique(finished[..., 3])) == {0, 255} and finished[..., :3][finished[..., 3] == 0].max() == 0
+    assert (finished[:, 30:60, 30:60] == raw[:, 30:60, 30:60]).all()
