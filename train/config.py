@@ -89,8 +89,8 @@ class TrainConfig:
     gp_weight: float = 10.0  # gradient-penalty weight of --loss wgan-gp
     diffaugment: str = "color,translation,cutout"  # DiffAugment policy; "" for none
     ema_half_life: int = 5000  # images over which the EMA generator's weights halve their lag; 0: no EMA
-    # R1 (Mescheder et al. 2018): (r1 / 2) * |grad D|^2 at the real sprites D sees, added to D's loss, so D's
-    # score stays flat around the data and the generator settles instead of circling; 0: off
+    # R1 (Mescheder et al. 2018): (r1 / 2) * |grad D|^2 at the real sprites D sees, added to D's loss, keeps D's
+    # score flat around the data, which lets GAN training converge where it would circle; 0: off
     r1: float = 0.0
     g_init: str = "normal"  # G_INITS
 
