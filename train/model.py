@@ -102,14 +102,17 @@ class Discriminator(nn.Module):
         return self.main(x).flatten()
 
 
+INIT_STD = 0.02  # the DCGAN paper's init: weights ~ N(0, 0.02)
+
+
 def init_weights(module: nn.Module) -> None:
     """DCGAN init: conv weights ~ N(0, 0.02); batch-norm gains ~ N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         # under spectral norm the parametrised weight is `parametrizations.weight.original`
         weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
-        nn.init.normal_(weight, 0.0, 0.02)
+        nn.init.normal_(weight, 0.0, INIT_STD)
     elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.normal_(module.weight, 1.0, INIT_STD)
         nn.init.zeros_(module.bias)
 
 
@@ -120,7 +123,7 @@ def init_upsampling_evenly(module: nn.Module) -> None:
     directly from N(0, 0.02) gives them independent responses: the checkerboard of Odena et al. (2016)."""
     if isinstance(module, nn.ConvTranspose2d) and module.stride == (2, 2) and module.kernel_size == (4, 4):
         c_in, c_out = module.weight.shape[:2]
-        small = torch.randn(c_in * c_out, 1, 3, 3) * 0.02
+        small = torch.randn(c_in * c_out, 1, 3, 3) * INIT_STD
         spread = nn.functional.conv_transpose2d(small, torch.ones(1, 1, 2, 2)) / 2  # -> 4 x 4
         with torch.no_grad():
             module.weight.copy_(spread.reshape(c_in, c_out, 4, 4))
