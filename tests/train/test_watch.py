@@ -55,3 +55,12 @@ def test_the_watch_measures_drawing_as_the_sampler_finishes_it():
     finished = hard_alpha(raw)
     assert set(np.unique(finished[..., 3])) == {0, 255} and finished[..., :3][finished[..., 3] == 0].max() == 0
     assert (finished[:, 30:60, 30:60] == raw[:, 30:60, 30:60]).all()
+
+
+def test_hard_alpha_finishes_uint8_sprites_as_the_sampler_finishes_raw_output():
+    """hard_alpha repeats finish_sprites' threshold on uint8 levels: both must give the same sprites."""
+    from dcgan.serve.contract import finish_sprites
+
+    raw = np.random.default_rng(0).uniform(-1, 1, (8, 4, 96, 96)).astype(np.float32)
+    levels = np.clip(np.round((raw + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    assert (hard_alpha(levels) == finish_sprites(raw)).all()
