@@ -88,10 +88,16 @@ def load_sprites(folder: Path, option: str) -> np.ndarray:
 
 
 def report_table(result: dict) -> str:
-    lines = [f"{'metric':<20} {'model':>9} {'real floor':>10}  meaning (good is)", "-" * 100]
+    """One line per metric; a metric taken over holdout-sized subsets shows its standard error as ± (set to
+    set, another choice of seeds moves the mean by about that much)."""
+    lines = [f"{'metric':<20} {'model':>9} {'± se':>7} {'real floor':>10}  meaning (good is)", "-" * 108]
     for name, values in result["metrics"].items():
         meaning, good = METRICS[name]
-        lines.append(f"{name:<20} {values['model']:>9.4f} {values['real_floor']:>10.4f}  {meaning} ({good})")
+        se = values.get("model_se")
+        spread = f"±{se:.2g}" if se is not None else ""
+        lines.append(
+            f"{name:<20} {values['model']:>9.4f} {spread:>7} {values['real_floor']:>10.4f}  {meaning} ({good})"
+        )
     return "\n".join(lines)
 
 

@@ -223,6 +223,12 @@ def kid(a: np.ndarray, b: np.ndarray) -> float:
     )
 
 
+def standard_error(values) -> float | None:
+    """Standard error of the mean of independent values; None for fewer than two."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
+
+
 def subsets(n: int, size: int) -> list[slice]:
     """Disjoint slices of `size` covering the first n // size * size rows (at least one slice)."""
     return [slice(i, i + size) for i in range(0, max(n - size, 0) + 1, size)] or [slice(0, n)]
@@ -239,9 +245,11 @@ def evaluate(
 ) -> dict:
     """Every metric for `generated` and, as its floor, for `holdout` (real sprites the model never saw),
     both against `train`. Count-sensitive metrics compare equal counts: the generated set is cut into
-    holdout-sized subsets and their mean is reported. `inception` (dcgan.train.inception.Inception) adds
-    FID and KID in its feature space. `centres`: the k-means bins, if already computed (kmeans(features of
-    train, k, seed)). The result's "bins" lists every bin's shares, for seeing which modes are missed."""
+    holdout-sized subsets and their mean is reported, with its standard error over the subsets as "model_se"
+    (None from a single subset): how far another set of seeds may move it. `inception`
+    (dcgan.train.inception.Inception) adds FID and KID in its feature space. `centres`: the k-means bins, if
+    already computed (kmeans(features of train, k, seed)). The result's "bins" lists every bin's shares, for
+    seeing which modes are missed."""
     g, t, h = pixel_features(generated), pixel_features(train), pixel_features(holdout)
     m = len(h)
     train_spread = mean_pairwise_distance(t)
@@ -251,8 +259,13 @@ def evaluate(
     centres = kmeans(t, k, seed) if centres is None else centres
     train_bins = bin_counts(t, centres)
 
-    def at_holdout_size(x: np.ndarray, fn) -> float:
-        return float(np.mean([fn(x[s]) for s in subsets(len(x), m)]))
+    errors = {}  # metric: standard error of the mean over the holdout-sized subsets
+
+    def at_holdout_size(x: np.ndarray, fn, name: str | None = None) -> float:
+        values = [fn(x[s]) for s in subsets(len(x), m)]
+        if name is not None:
+            errors[name] = standard_error(values)
+        return float(np.mean(values))
 
     def near_dup(x: np.ndarray) -> float:
         return float((nearest_distances(x) < threshold).mean())
@@ -268,9 +281,9 @@ def evaluate(
     holdout_memo = float(nearest_distances(h, t).mean())
     rows = {
         "diversity_ratio": (mean_pairwise_distance(g) / train_spread, mean_pairwise_distance(h) / train_spread),
-        "near_duplicate_rate": (at_holdout_size(g, near_dup), near_dup(h)),
-        "ndb": (at_holdout_size(g, ndb_of), ndb_of(h)),
-        "jsd": (at_holdout_size(g, jsd_of), jsd_of(h)),
+        "near_duplicate_rate": (at_holdout_size(g, near_dup, "near_duplicate_rate"), near_dup(h)),
+        "ndb": (at_holdout_size(g, ndb_of, "ndb"), ndb_of(h)),
+        "jsd": (at_holdout_size(g, jsd_of, "jsd"), jsd_of(h)),
         "memorisation_ratio": (float(nearest_distances(g, t).mean()) / holdout_memo, 1.0),
         "kid": (kid(features(generated), ft), kid(features(holdout), ft)),
         "ms_ssim": (mean_ms_ssim(generated, seed=seed), mean_ms_ssim(holdout, seed=seed)),
@@ -283,11 +296,14 @@ def evaluate(
         from .inception import fid
 
         fg, ft, fh = inception(generated), inception(train), inception(holdout)
-        rows["fid_inception"] = (at_holdout_size(fg, lambda x: fid(x, ft)), fid(fh, ft))
+        rows["fid_inception"] = (at_holdout_size(fg, lambda x: fid(x, ft), "fid_inception"), fid(fh, ft))
         rows["kid_inception"] = (kid(fg, ft), kid(fh, ft))
         config["inception"] = inception.describe()
     return {
-        "metrics": {name: {"model": model, "real_floor": floor} for name, (model, floor) in rows.items()},
+        "metrics": {
+            name: {"model": model, "real_floor": floor, **({"model_se": errors[name]} if name in errors else {})}
+            for name, (model, floor) in rows.items()
+        },
         "bins": bin_coverage(train_bins, bin_counts(g, centres), bin_counts(h, centres), at=m),
         "counts": {"generated": len(g), "train": len(t), "holdout": m},
         "config": {

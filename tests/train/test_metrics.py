@@ -12,6 +12,8 @@ from dcgan.train.evaluate import generate
 from dcgan.train.evaluate import main as eval_main
 from dcgan.train.inception import fid
 from dcgan.train.metrics import (
+    EVAL_SEED,
+    bin_counts,
     bin_coverage,
     evaluate,
     grid_texture,
@@ -23,6 +25,7 @@ from dcgan.train.metrics import (
     ndb,
     nearest_distances,
     pixel_features,
+    standard_error,
 )
 
 
@@ -171,6 +174,23 @@ def test_copying_the_training_set_shows_in_memorisation(real):
     assert nearest_distances(pixel_features(train[:5]), pixel_features(train)).max() < 1e-3
 
 
+def test_counted_metrics_carry_the_standard_error_of_their_holdout_sized_sets(real):
+    train, holdout = real  # holdout of 40: 120 samples make three sets of 40
+    generated = sprites(120, 5)
+    metrics = evaluate(generated, train, holdout, k=8)["metrics"]
+    t = pixel_features(train)
+    centres = kmeans(t, 8, seed=EVAL_SEED)
+    reference = bin_counts(t, centres)
+    per_set = [ndb(reference, bin_counts(pixel_features(generated[i : i + 40]), centres)) for i in (0, 40, 80)]
+    assert metrics["ndb"]["model"] == pytest.approx(np.mean(per_set))
+    assert metrics["ndb"]["model_se"] == pytest.approx(np.std(per_set, ddof=1) / np.sqrt(3))
+    assert {"near_duplicate_rate", "jsd"} <= {name for name, row in metrics.items() if "model_se" in row}
+    assert "model_se" not in metrics["kid"]  # taken on the whole set at once
+    single = evaluate(generated[:40], train, holdout, k=8)["metrics"]
+    assert single["ndb"]["model_se"] is None  # one set: no spread to take
+    assert standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx(np.sqrt(5 / 3) / 2)  # sd sqrt(5/3), 4 values
+
+
 def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, tmp_path):
     data = make_sprites(48, name="train", seed=5)
     hold = make_sprites(12, name="hold", seed=6)
@@ -198,6 +218,9 @@ def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, 
     with Image.open(tmp_path / "r" / "coverage.png") as picture:  # 4 bins: each shown once, 13 cells a row
         assert 4 * 98 < picture.height < 5 * 98 and picture.width > 13 * 98
     assert "bins furthest from the training shares" in result.output
+    ndb_line = next(line for line in result.output.splitlines() if line.startswith("ndb "))
+    se = report["metrics"]["ndb"]["model_se"]  # 32 samples, holdout 12: the mean of 2 sets, and its error
+    assert se is not None and f"±{se:.2g}" in ndb_line
     again = CliRunner().invoke(
         eval_main, [str(tiny_export / "generator-rgba8.onnx"), *args, "--out", str(tmp_path / "r")]
     )
