@@ -20,6 +20,7 @@ TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
     "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "g_init", "d_norm", "mbstd_group",
+    "even_upsampling",
 )  # fmt: skip
 
 
@@ -127,6 +128,12 @@ def check_new_run_dir(path: Path) -> None:
     "upsampling then a 3x3 N(0, 0.02) convolution, without a checkerboard.",
 )
 @click.option(
+    "--even-upsampling",
+    is_flag=True,
+    help="After every G step, keep each upsampling kernel's four output phases at the same gain, so a flat "
+    "feature map comes out flat: no checkerboard from the upsampling itself (Sugawara et al. 2019).",
+)
+@click.option(
     "--d-norm",
     type=click.Choice(D_NORMS),
     default=M.d_norm,
@@ -186,6 +193,7 @@ def main(
     gp_weight,
     r1,
     g_init,
+    even_upsampling,
     d_norm,
     mbstd_group,
     diffaugment,
@@ -229,7 +237,8 @@ def main(
         model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm, mbstd_group=mbstd_group)
         train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
                      flip=flip, sample_every=sample_every, keep_every=keep_every, loss=loss, gp_weight=gp_weight,
-                     r1=r1, g_init=g_init, diffaugment=diffaugment, ema_half_life=ema_half_life,
+                     r1=r1, g_init=g_init, even_upsampling=even_upsampling, diffaugment=diffaugment,
+                     ema_half_life=ema_half_life,
                      epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
             if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:

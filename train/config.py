@@ -93,6 +93,9 @@ class TrainConfig:
     # score flat around the data, which lets GAN training converge where it would circle; 0: off
     r1: float = 0.0
     g_init: str = "normal"  # G_INITS
+    # after every G step, project G's upsampling kernels onto those with even phases (model.even_upsampling_phases):
+    # checkerboard-free for the whole run, where "icnr" only starts that way
+    even_upsampling: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

@@ -31,7 +31,7 @@ from .augment import diff_augment, parse_policy
 from .checkpoint import CHECKPOINT_NAME, FORMAT, load_weights, package_version, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import SpriteSet
-from .model import build_models, recompute_batch_norm
+from .model import build_models, even_upsampling_phases, recompute_batch_norm
 
 GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shared latent convention
 KEPT_DIR = "checkpoints"  # every --keep-every epochs' checkpoint, as epochNNNN.pt
@@ -104,6 +104,8 @@ class Trainer:
         self.model_cfg, self.cfg, self.device, self.data_info = model_cfg, train_cfg, device, data_info
         torch.manual_seed(train_cfg.seed)  # weight init
         self.G, self.D = build_models(model_cfg, train_cfg.g_init)
+        if train_cfg.even_upsampling:
+            even_upsampling_phases(self.G)  # before the EMA copy, so that it starts even too
         memory_format = torch.channels_last if train_cfg.channels_last else torch.preserve_format
         self.G.to(device, memory_format=memory_format)
         self.D.to(device, memory_format=memory_format)
@@ -215,6 +217,8 @@ class Trainer:
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()
+        if self.cfg.even_upsampling:
+            even_upsampling_phases(self.G)
         if self.G_ema is not None:
             with torch.no_grad():
                 for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):

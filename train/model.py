@@ -121,12 +121,35 @@ def init_upsampling_evenly(module: nn.Module) -> None:
     drawn from N(0, 0.02) (ICNR, Aitken et al. 2017): the 4x4 kernel is the 3x3 one spread over 2x2 pixels
     and halved, so the four output pixels of each input pixel start with the same response. A kernel drawn
     directly from N(0, 0.02) gives them independent responses: the checkerboard of Odena et al. (2016)."""
-    if isinstance(module, nn.ConvTranspose2d) and module.stride == (2, 2) and module.kernel_size == (4, 4):
+    if module in upsampling_layers(module):
         c_in, c_out = module.weight.shape[:2]
         small = torch.randn(c_in * c_out, 1, 3, 3) * INIT_STD
         spread = nn.functional.conv_transpose2d(small, torch.ones(1, 1, 2, 2)) / 2  # -> 4 x 4
         with torch.no_grad():
             module.weight.copy_(spread.reshape(c_in, c_out, 4, 4))
+
+
+def upsampling_layers(generator: nn.Module) -> list[nn.ConvTranspose2d]:
+    """The generator's stride-2, 4x4 transposed convolutions: the layers that double the side."""
+    return [
+        m for m in generator.modules()
+        if isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2) and m.kernel_size == (4, 4)
+    ]  # fmt: skip
+
+
+@torch.no_grad()
+def even_upsampling_phases(generator: nn.Module) -> None:
+    """Project each upsampling kernel, in place, onto the nearest one (least squares) whose four output phases
+    have the same gain: a flat feature map then comes out flat, the condition for checkerboard-free upsampling
+    (Sugawara et al. 2019). In a stride-2 transposed convolution, output pixels of one parity in y and x (a
+    phase) are fed by the kernel taps of one parity, 4 of the 16; for each input-output channel pair the
+    phases' tap sums are set to their mean by moving each tap by a quarter of its phase's excess. Projected
+    kernels, and averages of them (the EMA), are left unchanged."""
+    for layer in upsampling_layers(generator):
+        w = layer.weight.unflatten(2, (2, 2)).unflatten(4, (2, 2))  # (in, out, ky // 2, ky % 2, kx // 2, kx % 2)
+        sums = w.sum(dim=(2, 4), keepdim=True)  # each phase's tap sum
+        excess = (sums - sums.mean(dim=(3, 5), keepdim=True)) / 4
+        layer.weight.sub_(excess.expand(w.shape).flatten(4, 5).flatten(2, 3))
 
 
 def build_models(cfg: ModelConfig, g_init: str = "normal") -> tuple[Generator, Discriminator]:

@@ -12,6 +12,7 @@ from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.config import ModelConfig, TrainConfig
 from dcgan.train.loop import Trainer, discriminator_loss, generator_loss
+from dcgan.train.model import Generator, upsampling_layers
 
 REAL = torch.tensor([2.0, 0.0, -1.0])
 FAKE = torch.tensor([-2.0, 0.5, 1.0])
@@ -119,4 +120,33 @@ def test_r1_and_icnr_init_train_are_recorded_and_stay_on_resume(make_sprites, tm
     with pytest.raises(ValueError, match="r1"):
         TrainConfig(r1=-0.1)
     old = TrainConfig.from_dict({"epochs": 5})  # checkpoints from before these settings: neither
-    assert (old.r1, old.g_init) == (0.0, "normal")
+    assert (old.r1, old.g_init, old.even_upsampling) == (0.0, "normal", False)
+
+
+def test_even_upsampling_keeps_both_generators_checkerboard_free_through_training(make_sprites, tmp_path):
+    """After training with --even-upsampling, a flat feature map through any upsampling layer of the trained
+    and of the EMA generator comes out flat; without it, training leaves the four phases apart."""
+
+    def worst_ripple(weights: dict) -> float:
+        g = Generator(ModelConfig(ngf=4))
+        g.load_state_dict(weights)
+        worst = 0.0
+        for layer in upsampling_layers(g):
+            flat = torch.randn(1, layer.in_channels, 1, 1).expand(1, layer.in_channels, 6, 6)
+            with torch.no_grad():
+                out = layer(flat)[0, :, 2:-2, 2:-2]
+            worst = max(worst, ((out - out.mean(dim=(1, 2), keepdim=True)).abs().max() / out.abs().mean()).item())
+        return worst
+
+    common = ["--data", str(make_sprites(8)), "--epochs", "2", "--batch-size", "4", "--ngf", "4", "--ndf", "4", "-q"]
+    runs = [tmp_path / "plain", tmp_path / "even"]
+    for run, flags in zip(runs, ([], ["--even-upsampling"]), strict=True):
+        result = CliRunner().invoke(train_main, [*common, "--out", str(run), *flags])
+        assert result.exit_code == 0, result.output
+    even, plain = load_checkpoint(runs[1]), load_checkpoint(runs[0])
+    assert even["train_config"]["even_upsampling"] and not plain["train_config"]["even_upsampling"]
+    assert even["step"] == 4 and "generator_ema" in even
+    assert max(worst_ripple(even["generator"]), worst_ripple(even["generator_ema"])) < 1e-4
+    assert worst_ripple(plain["generator"]) > 0.1
+    refused = CliRunner().invoke(train_main, ["--resume", str(runs[0]), "--epochs", "3", "--even-upsampling"])
+    assert refused.exit_code == 2 and "--even-upsampling" in refused.output

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -6,7 +8,14 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.parametrize import ParametrizationList
 
 from dcgan.train.config import D_NORMS, ModelConfig, TrainConfig
-from dcgan.train.model import Discriminator, Generator, MinibatchStd, build_models, generator_flops
+from dcgan.train.model import (
+    Discriminator,
+    Generator,
+    MinibatchStd,
+    build_models,
+    even_upsampling_phases,
+    generator_flops,
+)
 
 
 def test_generator_makes_native_96px_rgba_in_tanh_range():
@@ -125,21 +134,53 @@ def test_checkpoints_from_before_a_setting_existed_keep_what_they_were_trained_w
     assert ModelConfig.from_dict(old).mbstd_group == 0
 
 
+def ripple(layer: nn.ConvTranspose2d) -> float:
+    """How far a flat feature map through `layer` comes out from flat (inside the border), relative to its size."""
+    flat = torch.randn(1, layer.in_channels, 1, 1).expand(1, layer.in_channels, 6, 6)
+    with torch.no_grad():
+        out = layer(flat)[0, :, 2:-2, 2:-2]
+    return ((out - out.mean(dim=(1, 2), keepdim=True)).abs().max() / out.abs().mean()).item()
+
+
+def stride_2_layers(g: nn.Module) -> list[nn.ConvTranspose2d]:
+    layers = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2)]
+    assert len(layers) == 4
+    return layers
+
+
 @pytest.mark.parametrize("g_init, even", [("icnr", True), ("normal", False)])
 def test_icnr_init_starts_the_upsampling_without_a_checkerboard(g_init, even):
     """A flat feature map through a freshly initialised stride-2 layer: flat out (inside the border) with
     "icnr"; with the paper's init the four output phases differ, the checkerboard of Odena et al. 2016."""
     torch.manual_seed(0)
     g, _ = build_models(ModelConfig(ngf=8), g_init)
-    layers = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2)]
-    assert len(layers) == 4
-    for layer in layers:
-        flat = torch.randn(1, layer.in_channels, 1, 1).expand(1, layer.in_channels, 6, 6)
-        with torch.no_grad():
-            out = layer(flat)[0, :, 2:-2, 2:-2]
-        ripple = (out - out.mean(dim=(1, 2), keepdim=True)).abs().max() / out.abs().mean()
-        assert (ripple < 1e-4) == even, ripple
+    for layer in stride_2_layers(g):
+        assert (ripple(layer) < 1e-4) == even
         assert 0.005 < layer.weight.std() < 0.025  # still on the paper's N(0, 0.02) scale
+
+
+def test_even_phases_is_the_least_squares_projection_onto_checkerboard_free_kernels():
+    torch.manual_seed(0)
+    g, _ = build_models(ModelConfig(ngf=8))
+    even, _ = build_models(ModelConfig(ngf=8), "icnr")  # ICNR kernels: members of the checkerboard-free set
+    before = copy.deepcopy(g)
+    even_upsampling_phases(g)
+    for layer, old, member in zip(stride_2_layers(g), stride_2_layers(before), stride_2_layers(even), strict=True):
+        assert ripple(layer) < 1e-4 < ripple(old)
+        removed = old.weight - layer.weight
+        # least squares: what was taken away is orthogonal to every checkerboard-free kernel
+        for kernel in (layer.weight, member.weight):
+            assert abs((removed * kernel).sum()) < 1e-4 * removed.norm() * kernel.norm()
+        assert removed.norm() < 0.6 * old.weight.norm()  # 3 of each 16 directions removed, not the kernel
+    first, first_before = g.main[0].weight, before.main[0].weight  # the 1 -> 6 projection is not upsampling
+    assert torch.equal(first, first_before)
+    again = copy.deepcopy(g)
+    even_upsampling_phases(again)  # idempotent, and ICNR kernels stay as they are
+    even_icnr = copy.deepcopy(even)
+    even_upsampling_phases(even_icnr)
+    for a, b in ((again, g), (even_icnr, even)):
+        for x, y in zip(stride_2_layers(a), stride_2_layers(b), strict=True):
+            torch.testing.assert_close(x.weight, y.weight, rtol=0, atol=1e-7)
 
 
 def test_unknown_g_init_is_refused():
