@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
+from conftest import flat_ripple
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.config import ModelConfig, TrainConfig
@@ -130,13 +131,7 @@ def test_even_upsampling_keeps_both_generators_checkerboard_free_through_trainin
     def worst_ripple(weights: dict) -> float:
         g = Generator(ModelConfig(ngf=4))
         g.load_state_dict(weights)
-        worst = 0.0
-        for layer in upsampling_layers(g):
-            flat = torch.randn(1, layer.in_channels, 1, 1).expand(1, layer.in_channels, 6, 6)
-            with torch.no_grad():
-                out = layer(flat)[0, :, 2:-2, 2:-2]
-            worst = max(worst, ((out - out.mean(dim=(1, 2), keepdim=True)).abs().max() / out.abs().mean()).item())
-        return worst
+        return max(flat_ripple(layer) for layer in upsampling_layers(g))
 
     common = ["--data", str(make_sprites(8)), "--epochs", "2", "--batch-size", "4", "--ngf", "4", "--ndf", "4", "-q"]
     runs = [tmp_path / "plain", tmp_path / "even"]

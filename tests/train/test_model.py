@@ -7,6 +7,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.parametrize import ParametrizationList
 
+from conftest import flat_ripple
 from dcgan.train.config import D_NORMS, ModelConfig, TrainConfig
 from dcgan.train.model import (
     Discriminator,
@@ -134,14 +135,6 @@ def test_checkpoints_from_before_a_setting_existed_keep_what_they_were_trained_w
     assert ModelConfig.from_dict(old).mbstd_group == 0
 
 
-def ripple(layer: nn.ConvTranspose2d) -> float:
-    """How far a flat feature map through `layer` comes out from flat (inside the border), relative to its size."""
-    flat = torch.randn(1, layer.in_channels, 1, 1).expand(1, layer.in_channels, 6, 6)
-    with torch.no_grad():
-        out = layer(flat)[0, :, 2:-2, 2:-2]
-    return ((out - out.mean(dim=(1, 2), keepdim=True)).abs().max() / out.abs().mean()).item()
-
-
 def stride_2_layers(g: nn.Module) -> list[nn.ConvTranspose2d]:
     layers = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2)]
     assert len(layers) == 4
@@ -155,7 +148,7 @@ def test_icnr_init_starts_the_upsampling_without_a_checkerboard(g_init, even):
     torch.manual_seed(0)
     g, _ = build_models(ModelConfig(ngf=8), g_init)
     for layer in stride_2_layers(g):
-        assert (ripple(layer) < 1e-4) == even
+        assert (flat_ripple(layer) < 1e-4) == even
         assert 0.005 < layer.weight.std() < 0.025  # still on the paper's N(0, 0.02) scale
 
 
@@ -166,7 +159,7 @@ def test_even_phases_is_the_least_squares_projection_onto_checkerboard_free_kern
     before = copy.deepcopy(g)
     even_upsampling_phases(g)
     for layer, old, member in zip(stride_2_layers(g), stride_2_layers(before), stride_2_layers(even), strict=True):
-        assert ripple(layer) < 1e-4 < ripple(old)
+        assert flat_ripple(layer) < 1e-4 < flat_ripple(old)
         removed = old.weight - layer.weight
         # least squares: what was taken away is orthogonal to every checkerboard-free kernel
         for kernel in (layer.weight, member.weight):
