@@ -116,17 +116,17 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def init_upsampling_evenly(module: nn.Module) -> None:
+@torch.no_grad()
+def init_upsampling_evenly(generator: nn.Module) -> None:
     """Start each stride-2 transposed convolution as nearest-neighbour upsampling followed by a 3x3 convolution
     drawn from N(0, 0.02) (ICNR, Aitken et al. 2017): the 4x4 kernel is the 3x3 one spread over 2x2 pixels
     and halved, so the four output pixels of each input pixel start with the same response. A kernel drawn
     directly from N(0, 0.02) gives them independent responses: the checkerboard of Odena et al. (2016)."""
-    if module in upsampling_layers(module):
-        c_in, c_out = module.weight.shape[:2]
+    for layer in upsampling_layers(generator):
+        c_in, c_out = layer.weight.shape[:2]
         small = torch.randn(c_in * c_out, 1, 3, 3) * INIT_STD
         spread = nn.functional.conv_transpose2d(small, torch.ones(1, 1, 2, 2)) / 2  # -> 4 x 4
-        with torch.no_grad():
-            module.weight.copy_(spread.reshape(c_in, c_out, 4, 4))
+        layer.weight.copy_(spread.reshape(c_in, c_out, 4, 4))
 
 
 def upsampling_layers(generator: nn.Module) -> list[nn.ConvTranspose2d]:
@@ -159,7 +159,7 @@ def build_models(cfg: ModelConfig, g_init: str = "normal") -> tuple[Generator, D
     g.apply(init_weights)
     d.apply(init_weights)
     if g_init == "icnr":
-        g.apply(init_upsampling_evenly)
+        init_upsampling_evenly(g)
     return g, d
 
 
