@@ -73,7 +73,8 @@ def grid_texture(sprites: np.ndarray) -> float:
     2016, "Deconvolution and checkerboard artifacts"): peaks of the amplitude spectrum at multiples of H/16
     cycles per image. This is the mean spectrum (of the composited luminance, each sprite's mean removed) at
     those frequencies over its mean at the other frequencies of the same band, periods of 8 px and shorter:
-    about 1 for real sprites, above 1 for a dotted texture."""
+    about 1 for real sprites, above 1 for a dotted texture. Sprites with no detail at all (every one blank or
+    one flat colour) have nothing on the grid either: 1, never a 0 / 0 that would write NaN into the metrics."""
     luma = composite(sprites).astype(np.float32) @ LUMA
     luma -= luma.mean(axis=(1, 2), keepdims=True)
     spectrum = np.abs(np.fft.fft2(luma)).mean(axis=0)
@@ -81,7 +82,8 @@ def grid_texture(sprites: np.ndarray) -> float:
     fy, fx = (np.minimum(np.arange(n), n - np.arange(n)) for n in (h, w))  # |frequency|, cycles per image
     band = (fy[:, None] / h) ** 2 + (fx[None, :] / w) ** 2 >= (1 / 8) ** 2
     grid = (fy[:, None] % max(h // 16, 1) == 0) & (fx[None, :] % max(w // 16, 1) == 0)
-    return float(spectrum[band & grid].mean() / spectrum[band & ~grid].mean())
+    rest = spectrum[band & ~grid].mean()
+    return float(spectrum[band & grid].mean() / rest) if rest > 0 else 1.0
 
 
 def sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

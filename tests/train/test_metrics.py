@@ -149,6 +149,14 @@ def test_grid_texture_finds_dots_on_the_upsampling_grid(real):
     assert metrics["model"] > 1.5 * metrics["real_floor"]
 
 
+def test_grid_texture_of_sprites_without_detail_is_one_not_nan():
+    blank = np.zeros((4, 96, 96, 4), np.uint8)  # a generator that has learnt to draw nothing
+    flat = blank.copy()
+    flat[...] = [200, 40, 40, 255]  # or one opaque colour everywhere
+    assert grid_texture(blank) == 1.0
+    assert grid_texture(flat) == 1.0
+
+
 def test_ms_ssim_is_one_for_twins_and_works_at_96_px(real):
     train, _ = real
     assert mean_ms_ssim(np.repeat(train[:1], 4, axis=0)) == pytest.approx(1.0)
