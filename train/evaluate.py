@@ -87,6 +87,23 @@ def load_sprites(folder: Path, option: str) -> np.ndarray:
         raise click.BadParameter(str(err), param_hint=option) from err
 
 
+def load_real(data: Path, holdout: Path | None, bins: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The training sprites, the held-out ones for the floors, and a note when --holdout is missing (then 10% of
+    --data is set aside, though the model may have trained on it)."""
+    train = load_sprites(data, "--data")
+    note = ""
+    if holdout is not None:
+        real_holdout = load_sprites(holdout, "--holdout")
+    else:
+        order = np.random.default_rng(0).permutation(len(train))
+        cut = max(2, len(train) // 10)
+        real_holdout, train = train[order[:cut]], train[order[cut:]]
+        note = f"no --holdout: floors use {cut} sprites of --data set aside (the model may have seen them)"
+    if len(real_holdout) < 2 or len(train) < bins:
+        raise click.BadParameter(f"need at least {bins} training and 2 held-out sprites", param_hint="--data")
+    return train, real_holdout, note
+
+
 def report_table(result: dict) -> str:
     """One line per metric; a metric taken over holdout-sized subsets shows its standard error as ± (set to
     set, another choice of seeds moves the mean by about that much)."""
@@ -211,17 +228,7 @@ def main(
             inception = Inception(inception_weights)
         except InceptionError as err:
             raise click.BadParameter(str(err), param_hint="--inception-weights") from err
-    train = load_sprites(data, "--data")
-    note = ""
-    if holdout is not None:
-        real_holdout = load_sprites(holdout, "--holdout")
-    else:  # floors from real sprites set aside, though the model may have trained on them
-        order = np.random.default_rng(0).permutation(len(train))
-        cut = max(2, len(train) // 10)
-        real_holdout, train = train[order[:cut]], train[order[cut:]]
-        note = f"no --holdout: floors use {cut} sprites of --data set aside (the model may have seen them)"
-    if len(real_holdout) < 2 or len(train) < bins:
-        raise click.BadParameter(f"need at least {bins} training and 2 held-out sprites", param_hint="--data")
+    train, real_holdout, note = load_real(data, holdout, bins)
     sprites, source = generate(model, count, first_seed, live)
     click.echo(f"Generated {len(sprites)} sprites from {source}; {len(train)} training, {len(real_holdout)} held out")
     if note:
