@@ -50,13 +50,18 @@ def candidates(paths: list[Path], from_epoch: int = 0) -> list[Path]:
     return found
 
 
+def rank(row: dict) -> tuple[float, float]:
+    """Lower is better: NDB, then JSD to break ties."""
+    return row["ndb"], row["jsd"]
+
+
 def pick_finalists(rows: list[dict], count: int, min_diversity: float, min_memorisation: float) -> list[int]:
-    """Indices of the rows that meet both targets, lowest NDB first (JSD breaks ties), at most `count`."""
+    """Indices of the rows that meet both targets, best rank first, at most `count`."""
     eligible = [
         i for i, r in enumerate(rows)
         if r["diversity_ratio"] >= min_diversity and r["memorisation_ratio"] >= min_memorisation
     ]  # fmt: skip
-    return sorted(eligible, key=lambda i: (rows[i]["ndb"], rows[i]["jsd"]))[:count]
+    return sorted(eligible, key=lambda i: rank(rows[i]))[:count]
 
 
 def ndb_cell(row: dict) -> str:
@@ -143,14 +148,10 @@ def main(
 
     with click.progressbar(paths, label=f"scoring on seeds {first_seed}+", file=sys.stderr) as bar:
         rows = [score(path, first_seed) for path in bar]
-    chosen = None
-    confirmed = {}
     chosen_few = pick_finalists(rows, finalist_count, min_diversity, min_memorisation)
     with click.progressbar(chosen_few, label=f"confirming on seeds {confirm_seed}+", file=sys.stderr) as bar:
-        for i in bar:
-            confirmed[i] = score(paths[i], confirm_seed)
-    if confirmed:
-        chosen = min(confirmed, key=lambda i: (confirmed[i]["ndb"], confirmed[i]["jsd"]))
+        confirmed = {i: score(paths[i], confirm_seed) for i in bar}
+    chosen = min(confirmed, key=lambda i: rank(confirmed[i]), default=None)
     report = {
         "selection_seeds": [first_seed, first_seed + count - 1],
         "confirmation_seeds": [confirm_seed, confirm_seed + count - 1],
