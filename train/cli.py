@@ -19,8 +19,8 @@ M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
-    "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "g_init", "d_norm", "mbstd_group",
-    "even_upsampling",
+    "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "lecam", "g_init", "d_norm",
+    "mbstd_group", "even_upsampling",
 )  # fmt: skip
 
 
@@ -121,6 +121,13 @@ def check_new_run_dir(path: Path) -> None:
     help="R1 penalty weight: (r1 / 2)·|grad D|² at the real sprites, added to D's loss; 0: off.",
 )
 @click.option(
+    "--lecam",
+    type=click.FloatRange(min=0),
+    default=T.lecam,
+    help="LeCam regularisation weight: D's scores of real sprites are held below the moving average of its "
+    "scores of generated ones, and those above the real average (Tseng et al. 2021); 0: off.",
+)
+@click.option(
     "--g-init",
     type=click.Choice(G_INITS),
     default=T.g_init,
@@ -192,6 +199,7 @@ def main(
     loss,
     gp_weight,
     r1,
+    lecam,
     g_init,
     even_upsampling,
     d_norm,
@@ -237,7 +245,7 @@ def main(
         model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm, mbstd_group=mbstd_group)
         train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
                      flip=flip, sample_every=sample_every, keep_every=keep_every, loss=loss, gp_weight=gp_weight,
-                     r1=r1, g_init=g_init, even_upsampling=even_upsampling, diffaugment=diffaugment,
+                     r1=r1, lecam=lecam, g_init=g_init, even_upsampling=even_upsampling, diffaugment=diffaugment,
                      ema_half_life=ema_half_life,
                      epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default

@@ -92,6 +92,10 @@ class TrainConfig:
     # R1 (Mescheder et al. 2018): (r1 / 2) * |grad D|^2 at the real sprites D sees, added to D's loss, keeps D's
     # score flat around the data, which lets GAN training converge where it would circle; 0: off
     r1: float = 0.0
+    # LeCam (Tseng et al. 2021): lecam * (relu(D(x) - fake anchor)^2 + relu(real anchor - D(G(z)))^2), the anchors
+    # being moving averages of D's mean scores; keeps a discriminator on little data from drifting to ever more
+    # confident scores; 0: off
+    lecam: float = 0.0
     g_init: str = "normal"  # G_INITS
     # after every G step, project G's upsampling kernels onto those with even phases (model.even_upsampling_phases):
     # checkerboard-free for the whole run, where "icnr" only starts that way
@@ -104,6 +108,8 @@ class TrainConfig:
             raise ValueError(f"g_init must be one of {', '.join(G_INITS)}, got {self.g_init!r}")
         if self.r1 < 0:
             raise ValueError(f"r1 must be 0 (off) or a positive weight, got {self.r1}")
+        if self.lecam < 0:
+            raise ValueError(f"lecam must be 0 (off) or a positive weight, got {self.lecam}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

@@ -36,6 +36,7 @@ from .model import build_models, even_upsampling_phases, recompute_batch_norm
 GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shared latent convention
 KEPT_DIR = "checkpoints"  # every --keep-every epochs' checkpoint, as epochNNNN.pt
 BEST_NAME = "best.pt"  # the checkpoint with the most diverse samples that did not trip the collapse alarm
+LECAM_DECAY = 0.99  # per step, of the LeCam anchors (Tseng et al. 2021's value)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -82,6 +83,13 @@ def discriminator_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) ->
     raise ValueError(f"unknown loss {loss!r}")
 
 
+def lecam_penalty(d_real: torch.Tensor, d_fake: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """LeCam regularisation (Tseng et al. 2021) on raw scores: real scores above the moving average of fake scores,
+    and fake scores below that of real ones, squared. anchors: (real average, fake average)."""
+    real_anchor, fake_anchor = anchors
+    return F.relu(d_real - fake_anchor).square().mean() + F.relu(real_anchor - d_fake).square().mean()
+
+
 def generator_loss(loss: str, d_gen: torch.Tensor) -> torch.Tensor:
     """Generator loss on the discriminator's raw scores of generated sprites."""
     if loss == "bce":  # the non-saturating loss: fake -> 1
@@ -125,6 +133,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.perm: torch.Tensor | None = None  # order of the epoch in progress
         self.best: dict | None = None  # {"epoch", "diversity_ratio"} of best.pt
+        self.lecam_anchors: torch.Tensor | None = None  # moving averages of D's mean (real, fake) scores
 
     # -- checkpoint -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -150,6 +159,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "perm": self.perm,
             "best": self.best,
+            "lecam_anchors": self.lecam_anchors,
         }
 
     @classmethod
@@ -168,6 +178,7 @@ class Trainer:
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.batch_in_epoch, trainer.perm = state["batch_in_epoch"], state["perm"]
         trainer.best = state.get("best")
+        trainer.lecam_anchors = state.get("lecam_anchors")
         return trainer
 
     # -- one optimiser step -----------------------------------------------------------------------
@@ -205,6 +216,13 @@ class Trainer:
         if self.cfg.r1:
             (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
             loss_d = loss_d + self.cfg.r1 / 2 * grad.float().flatten(1).square().sum(dim=1).mean()
+        if self.cfg.lecam:
+            means = torch.stack([d_real.detach().mean(), d_fake.detach().mean()]).cpu()
+            # the first step starts the averages at its own means: no bias towards an arbitrary start
+            self.lecam_anchors = (
+                means if self.lecam_anchors is None else self.lecam_anchors.lerp(means, 1 - LECAM_DECAY)
+            )
+            loss_d = loss_d + self.cfg.lecam * lecam_penalty(d_real, d_fake, self.lecam_anchors.to(self.device))
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)

@@ -1,5 +1,5 @@
 """The three losses: their values on known scores, the gradient penalty on a critic whose gradient is known, R1,
-and a short real training run with each, through the CLI."""
+LeCam, and a short real training run with each, through the CLI."""
 
 import json
 
@@ -12,7 +12,7 @@ from conftest import flat_ripple
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.config import ModelConfig, TrainConfig
-from dcgan.train.loop import Trainer, discriminator_loss, generator_loss
+from dcgan.train.loop import LECAM_DECAY, Trainer, discriminator_loss, generator_loss, lecam_penalty
 from dcgan.train.model import Generator, upsampling_layers
 
 REAL = torch.tensor([2.0, 0.0, -1.0])
@@ -145,3 +145,57 @@ def test_even_upsampling_keeps_both_generators_checkerboard_free_through_trainin
     assert worst_ripple(plain["generator"]) > 0.1
     refused = CliRunner().invoke(train_main, ["--resume", str(runs[0]), "--epochs", "3", "--even-upsampling"])
     assert refused.exit_code == 2 and "--even-upsampling" in refused.output
+
+
+def test_lecam_penalises_scores_past_the_other_sides_average_only():
+    # real scores above the fake average (-0.5): 2.5 and 0.5; fake scores below the real average (0.5): 2.5
+    assert lecam_penalty(REAL, FAKE, torch.tensor([0.5, -0.5])).item() == pytest.approx((6.25 + 0.25) / 3 + 6.25 / 3)
+    assert lecam_penalty(REAL, FAKE, torch.tensor([-3.0, 3.0])).item() == 0
+
+
+def test_lecam_adds_its_penalty_at_moving_averages_of_the_scores():
+    """The same steps with and without LeCam. The first step's anchors are its own mean scores and its D loss grows
+    by exactly lecam * penalty, with D's scores recomputed here on copies of D and G; later steps move the anchors
+    by 1 - LECAM_DECAY towards their means."""
+    import copy
+
+    cfg = ModelConfig(ngf=4, ndf=4)
+    settings = dict(amp=False, channels_last=False, flip=False, diffaugment="", ema_half_life=0)
+    plain = Trainer(cfg, TrainConfig(**settings), torch.device("cpu"), {})
+    lecam = Trainer(cfg, TrainConfig(**settings, lecam=0.3), torch.device("cpu"), {})
+    real_u8 = torch.randint(0, 256, (6, 4, 96, 96), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    z = torch.randn(6, cfg.nz, generator=copy.deepcopy(lecam.rng))
+    D, G = copy.deepcopy(lecam.D), copy.deepcopy(lecam.G)
+    with torch.no_grad():
+        d_real, d_fake = D(real_u8.float() / 127.5 - 1), D(G(z))
+    anchors = torch.stack([d_real.mean(), d_fake.mean()])
+    penalty = 0.3 * lecam_penalty(d_real, d_fake, anchors).item()
+    assert penalty > 0
+    first = lecam.train_step(real_u8)
+    assert first["loss_d"] - plain.train_step(real_u8)["loss_d"] == pytest.approx(penalty, rel=1e-4)
+    assert lecam.lecam_anchors.tolist() == pytest.approx([first["d_x"], first["d_g_z"]], rel=1e-5)
+    before = lecam.lecam_anchors.clone()
+    second = lecam.train_step(real_u8)
+    expected = LECAM_DECAY * before + (1 - LECAM_DECAY) * torch.tensor([second["d_x"], second["d_g_z"]])
+    assert lecam.lecam_anchors.tolist() == pytest.approx(expected.tolist(), rel=1e-5)
+    assert plain.lecam_anchors is None
+
+
+def test_lecam_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_path):
+    data, tiny = make_sprites(8), ["--batch-size", "4", "--ngf", "4", "--ndf", "4", "-q", "--lecam", "0.3"]
+    for run, epochs in (("a", 2), ("b", 1)):
+        args = ["--data", data, "--out", tmp_path / run, "--epochs", epochs, *tiny]
+        assert CliRunner().invoke(train_main, [*map(str, args)]).exit_code == 0
+    resumed = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "b"), "--epochs", "2", "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert a["train_config"]["lecam"] == b["train_config"]["lecam"] == 0.3
+    assert torch.equal(a["lecam_anchors"], b["lecam_anchors"]) and torch.isfinite(a["lecam_anchors"]).all()
+    for name, tensor in a["discriminator"].items():
+        assert torch.equal(tensor, b["discriminator"][name]), name
+    refused = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "a"), "--epochs", "3", "--lecam", "0", "-q"])
+    assert refused.exit_code == 2 and "--lecam" in refused.output
+    assert CliRunner().invoke(train_main, ["--data", "x", "--lecam", "-1"]).exit_code == 2
+    with pytest.raises(ValueError, match="lecam"):
+        TrainConfig(lecam=-0.1)
+    assert TrainConfig.from_dict({"epochs": 5}).lecam == 0.0  # checkpoints from before the option: off
