@@ -124,8 +124,8 @@ def check_new_run_dir(path: Path) -> None:
     "--lecam",
     type=click.FloatRange(min=0),
     default=T.lecam,
-    help="LeCam regularisation weight: D's scores of real sprites are held below the moving average of its "
-    "scores of generated ones, and those above the real average (Tseng et al. 2021); 0: off.",
+    help="LeCam regularisation weight: pulls D's scores of real sprites towards the moving average of its scores "
+    "of generated ones, and vice versa, against a discriminator that overfits few images (Tseng et al. 2021); 0: off.",
 )
 @click.option(
     "--g-init",
