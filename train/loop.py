@@ -159,7 +159,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "perm": self.perm,
             "best": self.best,
-            "lecam_anchors": self.lecam_anchors,
+            "lecam_anchors": None if self.lecam_anchors is None else self.lecam_anchors.cpu(),
         }
 
     @classmethod
@@ -178,7 +178,8 @@ class Trainer:
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.batch_in_epoch, trainer.perm = state["batch_in_epoch"], state["perm"]
         trainer.best = state.get("best")
-        trainer.lecam_anchors = state.get("lecam_anchors")
+        anchors = state.get("lecam_anchors")
+        trainer.lecam_anchors = None if anchors is None else anchors.to(device)
         return trainer
 
     # -- one optimiser step -----------------------------------------------------------------------
@@ -217,12 +218,12 @@ class Trainer:
             (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
             loss_d = loss_d + self.cfg.r1 / 2 * grad.float().flatten(1).square().sum(dim=1).mean()
         if self.cfg.lecam:
-            means = torch.stack([d_real.detach().mean(), d_fake.detach().mean()]).cpu()
+            means = torch.stack([d_real.detach().mean(), d_fake.detach().mean()])
             # the first step starts the averages at its own means: no bias towards an arbitrary start
             self.lecam_anchors = (
                 means if self.lecam_anchors is None else self.lecam_anchors.lerp(means, 1 - LECAM_DECAY)
             )
-            loss_d = loss_d + self.cfg.lecam * lecam_penalty(d_real, d_fake, self.lecam_anchors.to(self.device))
+            loss_d = loss_d + self.cfg.lecam * lecam_penalty(d_real, d_fake, self.lecam_anchors)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
