@@ -19,7 +19,7 @@ M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
-    "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "lecam", "g_init", "d_norm",
+    "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "lecam", "ada_target", "g_init", "d_norm",
     "mbstd_group", "even_upsampling",
 )  # fmt: skip
 
@@ -128,6 +128,13 @@ def check_new_run_dir(path: Path) -> None:
     "of generated ones, and vice versa, against a discriminator that overfits few images (Tseng et al. 2021); 0: off.",
 )
 @click.option(
+    "--ada-target",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=T.ada_target,
+    help="Adaptive augmentation (ADA): rotate and scale the sprites D sees with a probability that rises while "
+    "D scores more than this share of real sprites as real, and falls while fewer (the paper's 0.6); 0: off.",
+)
+@click.option(
     "--g-init",
     type=click.Choice(G_INITS),
     default=T.g_init,
@@ -200,6 +207,7 @@ def main(
     gp_weight,
     r1,
     lecam,
+    ada_target,
     g_init,
     even_upsampling,
     d_norm,
@@ -245,8 +253,8 @@ def main(
         model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm, mbstd_group=mbstd_group)
         train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
                      flip=flip, sample_every=sample_every, keep_every=keep_every, loss=loss, gp_weight=gp_weight,
-                     r1=r1, lecam=lecam, g_init=g_init, even_upsampling=even_upsampling, diffaugment=diffaugment,
-                     ema_half_life=ema_half_life,
+                     r1=r1, lecam=lecam, ada_target=ada_target, g_init=g_init, even_upsampling=even_upsampling,
+                     diffaugment=diffaugment, ema_half_life=ema_half_life,
                      epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
             if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:

@@ -27,7 +27,7 @@ from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
 
 from . import watch
-from .augment import diff_augment, parse_policy
+from .augment import ada_adjust, ada_geometric, diff_augment, parse_policy
 from .checkpoint import CHECKPOINT_NAME, FORMAT, load_weights, package_version, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import SpriteSet
@@ -134,6 +134,7 @@ class Trainer:
         self.perm: torch.Tensor | None = None  # order of the epoch in progress
         self.best: dict | None = None  # {"epoch", "diversity_ratio"} of best.pt
         self.lecam_anchors: torch.Tensor | None = None  # moving averages of D's mean (real, fake) scores
+        self.ada_p = 0.0  # the adaptive augmentation's probability (cfg.ada_target)
 
     # -- checkpoint -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -160,6 +161,7 @@ class Trainer:
             "perm": self.perm,
             "best": self.best,
             "lecam_anchors": None if self.lecam_anchors is None else self.lecam_anchors.cpu(),
+            "ada_p": self.ada_p,
         }
 
     @classmethod
@@ -180,6 +182,7 @@ class Trainer:
         trainer.best = state.get("best")
         anchors = state.get("lecam_anchors")
         trainer.lecam_anchors = None if anchors is None else anchors.to(device)
+        trainer.ada_p = state.get("ada_p", 0.0)
         return trainer
 
     # -- one optimiser step -----------------------------------------------------------------------
@@ -199,7 +202,10 @@ class Trainer:
             real = real.contiguous(memory_format=torch.channels_last)
         z = torch.randn(b, self.model_cfg.nz, generator=self.rng).to(self.device)
 
+        ada_p = self.ada_p  # this step's, for real and fake alike
+
         def augment(x: torch.Tensor) -> torch.Tensor:  # the same policy for real and fake, in both steps
+            x = ada_geometric(x, ada_p, self.rng)
             return diff_augment(x, self.policy, self.rng) if self.policy else x
 
         # discriminator: score real sprites high and generated ones low
@@ -242,12 +248,17 @@ class Trainer:
             with torch.no_grad():
                 for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
                     p_ema.lerp_(p, 1.0 - self.ema_beta)
-        return {
+        stats = {
             "loss_d": loss_d.item(),
             "loss_g": loss_g.item(),
             "d_x": d_real.mean().item(),  # mean raw scores: their gap is what every loss widens
             "d_g_z": d_fake.mean().item(),
         }
+        if self.cfg.ada_target:
+            stats["ada_r"] = torch.sign(d_real.detach()).mean().item()  # the overfitting heuristic
+            stats["ada_p"] = ada_p
+            self.ada_p = ada_adjust(ada_p, stats["ada_r"], self.cfg.ada_target, b)
+        return stats
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """WGAN-GP (Gulrajani et al. 2017): (|grad D| - 1)^2 at random points between real and fake sprites."""
@@ -323,7 +334,7 @@ def fit(
             trainer.perm = torch.randperm(n, generator=trainer.rng)
             trainer.batch_in_epoch = 0
         epoch = trainer.epoch + 1
-        totals = {"loss_d": 0.0, "loss_g": 0.0, "d_x": 0.0, "d_g_z": 0.0}
+        totals: dict[str, float] = {}
         done, started = 0, time.perf_counter()
         label = f"epoch {epoch}/{epochs}"
         with click.progressbar(
@@ -339,8 +350,8 @@ def fit(
                 trainer.batch_in_epoch += 1
                 trainer.step += 1
                 done += 1
-                for k in totals:
-                    totals[k] += stats[k]
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0.0) + v
                 rate = done * b / (time.perf_counter() - started)
                 bar.update(1, _describe(stats, rate))
                 if not all(np.isfinite(v) for v in stats.values()):
@@ -406,7 +417,8 @@ def _link(src: Path, dest: Path) -> None:
 
 
 def _describe(stats: dict, rate: float) -> str:
+    ada = f"  ADA p {stats['ada_p']:.2f}" if "ada_p" in stats else ""
     return (
         f"loss_D {stats['loss_d']:.3f}  loss_G {stats['loss_g']:.3f}  "
-        f"D(x) {stats['d_x']:+.2f}  D(G(z)) {stats['d_g_z']:+.2f}  {rate:.0f} img/s"
+        f"D(x) {stats['d_x']:+.2f}  D(G(z)) {stats['d_g_z']:+.2f}{ada}  {rate:.0f} img/s"
     )

@@ -1,5 +1,5 @@
 """The three losses: their values on known scores, the gradient penalty on a critic whose gradient is known, R1,
-LeCam, and a short real training run with each, through the CLI."""
+LeCam, adaptive augmentation, and a short real training run with each, through the CLI."""
 
 import json
 
@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from conftest import flat_ripple
+from dcgan.train.augment import ada_adjust
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.config import ModelConfig, TrainConfig
@@ -199,3 +200,43 @@ def test_lecam_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp
     with pytest.raises(ValueError, match="lecam"):
         TrainConfig(lecam=-0.1)
     assert TrainConfig.from_dict({"epochs": 5}).lecam == 0.0  # checkpoints from before the option: off
+
+
+def test_ada_starts_as_the_plain_step_and_moves_its_probability_by_the_real_scores():
+    import copy
+
+    cfg = ModelConfig(ngf=4, ndf=4)
+    settings = dict(amp=False, channels_last=False, flip=False, diffaugment="", ema_half_life=0)
+    plain = Trainer(cfg, TrainConfig(**settings), torch.device("cpu"), {})
+    ada = Trainer(cfg, TrainConfig(**settings, ada_target=0.6), torch.device("cpu"), {})
+    real_u8 = torch.randint(0, 256, (6, 4, 96, 96), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    first, reference = ada.train_step(real_u8), plain.train_step(real_u8)
+    assert first["ada_p"] == 0 and first["loss_d"] == reference["loss_d"]  # p = 0: no transform, no draw
+    assert ada.ada_p == ada_adjust(0.0, first["ada_r"], 0.6, 6)
+    untransformed = copy.deepcopy(ada)
+    ada.ada_p, untransformed.ada_p = 0.9, 0.0  # the same next step, with and without the transforms
+    transformed = ada.train_step(real_u8)
+    assert transformed["ada_p"] == 0.9 and transformed["d_x"] != untransformed.train_step(real_u8)["d_x"]
+
+
+def test_ada_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_path):
+    data, tiny = make_sprites(8), ["--batch-size", "4", "--ngf", "4", "--ndf", "4", "-q", "--ada-target", "0.05"]
+    for run, epochs in (("a", 2), ("b", 1)):
+        args = ["--data", data, "--out", tmp_path / run, "--epochs", epochs, *tiny]
+        assert CliRunner().invoke(train_main, [*map(str, args)]).exit_code == 0
+    resumed = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "b"), "--epochs", "2", "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert a["train_config"]["ada_target"] == b["train_config"]["ada_target"] == 0.05
+    assert a["ada_p"] == b["ada_p"] > 0  # it rose, so the transforms drew from the run's generator
+    for name, tensor in a["discriminator"].items():
+        assert torch.equal(tensor, b["discriminator"][name]), name
+    lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 <= line["ada_p"] <= 1 and -1 <= line["ada_r"] <= 1 for line in lines)
+    refused = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "a"), "--epochs", "3", "--ada-target", "0.6"])
+    assert refused.exit_code == 2 and "--ada-target" in refused.output
+    for bad in ("-0.1", "1"):
+        assert CliRunner().invoke(train_main, ["--data", "x", "--ada-target", bad]).exit_code == 2
+    with pytest.raises(ValueError, match="ada_target"):
+        TrainConfig(ada_target=1.0)
+    assert TrainConfig.from_dict({"epochs": 5}).ada_target == 0.0  # checkpoints from before the option: off
