@@ -334,7 +334,7 @@ def fit(
             trainer.perm = torch.randperm(n, generator=trainer.rng)
             trainer.batch_in_epoch = 0
         epoch = trainer.epoch + 1
-        totals: dict[str, float] = {}
+        totals = dict.fromkeys(("loss_d", "loss_g", "d_x", "d_g_z"), 0.0)  # and ADA's, when on
         done, started = 0, time.perf_counter()
         label = f"epoch {epoch}/{epochs}"
         with click.progressbar(
