@@ -7,9 +7,9 @@ with -1: what moves in or is cut out is simply transparent. Colour changes touch
 pixel is visible: alpha is never augmented, and invisible RGB stays clean.
 
 Adaptive augmentation (ADA, Karras et al. 2020) adds geometric transforms on top, each applied to a sprite with a
-probability p that training adjusts: up while the discriminator is sure of too many real sprites (it is
-memorising them), down while it is not. Below p = 1 the transforms do not leak into the generator's sprites, as
-the ADA paper shows for transforms like these.
+probability p that training adjusts: up while the discriminator scores too many real sprites as real, down while
+it scores too few. Each transform is skipped with probability 1 - p, which the ADA paper finds keeps transforms
+like these from leaking into the generated images as long as p stays well below 1.
 """
 
 from __future__ import annotations

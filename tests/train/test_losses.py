@@ -182,18 +182,25 @@ def test_lecam_adds_its_penalty_at_moving_averages_of_the_scores():
     assert plain.lecam_anchors is None
 
 
-def test_lecam_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_path):
-    data, tiny = make_sprites(8), ["--batch-size", "4", "--ngf", "4", "--ndf", "4", "-q", "--lecam", "0.3"]
+def train_whole_and_resumed(make_sprites, tmp_path, option: list[str]) -> tuple[dict, dict]:
+    """The checkpoints of two tiny runs with `option`: "a" trained to epoch 2 at once, "b" to epoch 1 then resumed
+    to 2, with D's weights checked equal (a resumed run must be the run that never stopped)."""
+    data, tiny = make_sprites(8), ["--batch-size", "4", "--ngf", "4", "--ndf", "4", "-q", *option]
     for run, epochs in (("a", 2), ("b", 1)):
         args = ["--data", data, "--out", tmp_path / run, "--epochs", epochs, *tiny]
         assert CliRunner().invoke(train_main, [*map(str, args)]).exit_code == 0
     resumed = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "b"), "--epochs", "2", "-q"])
     assert resumed.exit_code == 0, resumed.output
     a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
-    assert a["train_config"]["lecam"] == b["train_config"]["lecam"] == 0.3
-    assert torch.equal(a["lecam_anchors"], b["lecam_anchors"]) and torch.isfinite(a["lecam_anchors"]).all()
     for name, tensor in a["discriminator"].items():
         assert torch.equal(tensor, b["discriminator"][name]), name
+    return a, b
+
+
+def test_lecam_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_path):
+    a, b = train_whole_and_resumed(make_sprites, tmp_path, ["--lecam", "0.3"])
+    assert a["train_config"]["lecam"] == b["train_config"]["lecam"] == 0.3
+    assert torch.equal(a["lecam_anchors"], b["lecam_anchors"]) and torch.isfinite(a["lecam_anchors"]).all()
     refused = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "a"), "--epochs", "3", "--lecam", "0", "-q"])
     assert refused.exit_code == 2 and "--lecam" in refused.output
     assert CliRunner().invoke(train_main, ["--data", "x", "--lecam", "-1"]).exit_code == 2
@@ -220,17 +227,9 @@ def test_ada_starts_as_the_plain_step_and_moves_its_probability_by_the_real_scor
 
 
 def test_ada_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_path):
-    data, tiny = make_sprites(8), ["--batch-size", "4", "--ngf", "4", "--ndf", "4", "-q", "--ada-target", "0.05"]
-    for run, epochs in (("a", 2), ("b", 1)):
-        args = ["--data", data, "--out", tmp_path / run, "--epochs", epochs, *tiny]
-        assert CliRunner().invoke(train_main, [*map(str, args)]).exit_code == 0
-    resumed = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "b"), "--epochs", "2", "-q"])
-    assert resumed.exit_code == 0, resumed.output
-    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    a, b = train_whole_and_resumed(make_sprites, tmp_path, ["--ada-target", "0.05"])
     assert a["train_config"]["ada_target"] == b["train_config"]["ada_target"] == 0.05
     assert a["ada_p"] == b["ada_p"] > 0  # it rose, so the transforms drew from the run's generator
-    for name, tensor in a["discriminator"].items():
-        assert torch.equal(tensor, b["discriminator"][name]), name
     lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert all(0 <= line["ada_p"] <= 1 and -1 <= line["ada_r"] <= 1 for line in lines)
     refused = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "a"), "--epochs", "3", "--ada-target", "0.6"])
