@@ -132,7 +132,8 @@ def check_new_run_dir(path: Path) -> None:
     type=click.FloatRange(min=0, max=1, max_open=True),
     default=T.ada_target,
     help="Adaptive augmentation (ADA): rotate and scale the sprites D sees with a probability that rises while "
-    "D scores more than this share of real sprites as real, and falls while fewer (the paper's 0.6); 0: off.",
+    "the mean sign of D's scores of real sprites is above this target, and falls while it is below (the paper's 0.6: "
+    "80% of them scored as real); 0: off.",
 )
 @click.option(
     "--g-init",

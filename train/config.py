@@ -96,8 +96,9 @@ class TrainConfig:
     # being moving averages of D's mean scores; keeps a discriminator on little data from drifting to ever more
     # confident scores; 0: off
     lecam: float = 0.0
-    # adaptive augmentation (Karras et al. 2020): geometric transforms with a probability that rises while more
-    # than this share of real sprites gets a positive score (the paper's 0.6), and falls while fewer do; 0: off
+    # adaptive augmentation (Karras et al. 2020): geometric transforms with a probability that rises while
+    # r = E[sign D(x)] over the real sprites is above this target, and falls while it is below; the paper's 0.6
+    # means 80% of them scored above 0; 0: off
     ada_target: float = 0.0
     g_init: str = "normal"  # G_INITS
     # after every G step, project G's upsampling kernels onto those with even phases (model.even_upsampling_phases):
@@ -114,7 +115,7 @@ class TrainConfig:
         if self.lecam < 0:
             raise ValueError(f"lecam must be 0 (off) or a positive weight, got {self.lecam}")
         if not 0 <= self.ada_target < 1:
-            raise ValueError(f"ada_target must be 0 (off) or a share below 1, got {self.ada_target}")
+            raise ValueError(f"ada_target must be 0 (off) or a target below 1, got {self.ada_target}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
