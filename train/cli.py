@@ -20,7 +20,7 @@ TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
     "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "lecam", "ada_target", "g_init", "d_norm",
-    "mbstd_group", "even_upsampling",
+    "mbstd_group", "even_upsampling", "d_joint_batch",
 )  # fmt: skip
 
 
@@ -156,6 +156,12 @@ def check_new_run_dir(path: Path) -> None:
     "whose per-sample penalty batch norm breaks).",
 )
 @click.option(
+    "--d-joint-batch",
+    is_flag=True,
+    help="Score real and generated sprites in one batch of D, so its batch norm normalises them together "
+    "(the paper: a batch of each).",
+)
+@click.option(
     "--mbstd-group",
     type=click.IntRange(min=0),
     default=M.mbstd_group,
@@ -212,6 +218,7 @@ def main(
     g_init,
     even_upsampling,
     d_norm,
+    d_joint_batch,
     mbstd_group,
     diffaugment,
     ema_half_life,
@@ -255,7 +262,7 @@ def main(
         train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
                      flip=flip, sample_every=sample_every, keep_every=keep_every, loss=loss, gp_weight=gp_weight,
                      r1=r1, lecam=lecam, ada_target=ada_target, g_init=g_init, even_upsampling=even_upsampling,
-                     diffaugment=diffaugment, ema_half_life=ema_half_life,
+                     d_joint_batch=d_joint_batch, diffaugment=diffaugment, ema_half_life=ema_half_life,
                      epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
             if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:

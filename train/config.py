@@ -100,6 +100,10 @@ class TrainConfig:
     # r = E[sign D(x)] over the real sprites is above this target, and falls while it is below; the paper's 0.6
     # means 80% of them scored above 0; 0: off
     ada_target: float = 0.0
+    # score real and generated sprites in one forward pass of D, so its batch norm normalises them together: D's
+    # score of a sprite no longer depends on a whole batch being real or generated, which swings its level from
+    # batch to batch; the DCGAN paper's (and the usual) arrangement is two passes, one batch of each
+    d_joint_batch: bool = False
     g_init: str = "normal"  # G_INITS
     # after every G step, project G's upsampling kernels onto those with even phases (model.even_upsampling_phases):
     # checkerboard-free for the whole run, where "icnr" only starts that way

@@ -215,8 +215,7 @@ class Trainer:
             if self.cfg.r1:
                 real_in = real_in.detach().requires_grad_(True)
             fake_in = augment(fake.detach())
-            d_real = self.D(real_in).float()
-            d_fake = self.D(fake_in).float()
+            d_real, d_fake = self.score(real_in, fake_in)
             loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake)
         if self.cfg.loss == "wgan-gp":
             loss_d = loss_d + self.cfg.gp_weight * self.gradient_penalty(real_in, fake_in)
@@ -236,7 +235,12 @@ class Trainer:
 
         # generator: make the discriminator score its sprites as real
         with self.autocast():
-            d_gen = self.D(augment(fake)).float()
+            # with a joint batch, the generated sprites are scored beside the same real ones as in D's step
+            d_gen = (
+                self.score(real_in.detach(), augment(fake))[1]
+                if self.cfg.d_joint_batch
+                else self.score(augment(fake))[0]
+            )
             loss_g = generator_loss(self.cfg.loss, d_gen)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
@@ -259,6 +263,13 @@ class Trainer:
             stats["ada_p"] = ada_p
             self.ada_p = ada_adjust(ada_p, stats["ada_r"], self.cfg.ada_target, b)
         return stats
+
+    def score(self, *batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """D's raw scores (float32) of each batch: one forward pass over all of them with `d_joint_batch`, else
+        one pass per batch, each normalised by its own batch statistics."""
+        if self.cfg.d_joint_batch:
+            return self.D(torch.cat(batches)).float().split([len(x) for x in batches])
+        return tuple(self.D(x).float() for x in batches)
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """WGAN-GP (Gulrajani et al. 2017): (|grad D| - 1)^2 at random points between real and fake sprites."""

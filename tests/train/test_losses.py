@@ -1,5 +1,5 @@
 """The three losses: their values on known scores, the gradient penalty on a critic whose gradient is known, R1,
-LeCam, adaptive augmentation, and a short real training run with each, through the CLI."""
+LeCam, adaptive augmentation, a joint batch in D, and a short real training run with each, through the CLI."""
 
 import json
 
@@ -239,3 +239,28 @@ def test_ada_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_p
     with pytest.raises(ValueError, match="ada_target"):
         TrainConfig(ada_target=1.0)
     assert TrainConfig.from_dict({"epochs": 5}).ada_target == 0.0  # checkpoints from before the option: off
+
+
+def test_a_joint_batch_scores_real_and_generated_sprites_in_one_pass_of_d():
+    cfg = ModelConfig(ngf=4, ndf=4)
+    settings = dict(amp=False, channels_last=False, flip=False, diffaugment="", ema_half_life=0)
+    rng = torch.Generator().manual_seed(2)
+    real, fake, other_fake = (torch.rand(6, 4, 96, 96, generator=rng) * 2 - 1 for _ in range(3))
+    for joint in (False, True):
+        trainer = Trainer(cfg, TrainConfig(**settings, d_joint_batch=joint), torch.device("cpu"), {})
+        d_real, _ = trainer.score(real, fake)
+        d_real_beside_other, _ = trainer.score(real, other_fake)
+        # batch norm in train mode: together, a real sprite's score depends on the generated ones beside it
+        assert torch.equal(d_real, d_real_beside_other) != joint
+        sizes = []
+        trainer.D.register_forward_hook(lambda module, args, out, sizes=sizes: sizes.append(len(args[0])))
+        trainer.train_step(torch.randint(0, 256, (6, 4, 96, 96), dtype=torch.uint8, generator=rng))
+        assert sizes == ([12, 12] if joint else [6, 6, 6])  # D's step, then G's (beside the same real sprites)
+
+
+def test_a_joint_batch_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_path):
+    a, b = train_whole_and_resumed(make_sprites, tmp_path, ["--d-joint-batch"])
+    assert a["train_config"]["d_joint_batch"] is b["train_config"]["d_joint_batch"] is True
+    refused = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "a"), "--epochs", "3", "--d-joint-batch"])
+    assert refused.exit_code == 2 and "--d-joint-batch" in refused.output
+    assert TrainConfig.from_dict({"epochs": 5}).d_joint_batch is False  # checkpoints from before the option: off
