@@ -159,7 +159,7 @@ def check_new_run_dir(path: Path) -> None:
     "--d-joint-batch",
     is_flag=True,
     help="Score real and generated sprites in one batch of D, so its batch norm normalises them together "
-    "(the paper: a batch of each).",
+    "(the paper: a batch of each). Measured worse: every creature took one colour (docs/experiments.md).",
 )
 @click.option(
     "--mbstd-group",

@@ -102,7 +102,8 @@ class TrainConfig:
     ada_target: float = 0.0
     # score real and generated sprites in one forward pass of D, so its batch norm normalises them together: D's
     # score of a sprite no longer depends on a whole batch being real or generated, which swings its level from
-    # batch to batch; the DCGAN paper's (and the usual) arrangement is two passes, one batch of each
+    # batch to batch; the DCGAN paper's (and the usual) arrangement is two passes, one batch of each, which is also
+    # what shows D a batch of look-alikes: with one batch, every creature took one colour (docs/experiments.md)
     d_joint_batch: bool = False
     g_init: str = "normal"  # G_INITS
     # after every G step, project G's upsampling kernels onto those with even phases (model.even_upsampling_phases):
