@@ -236,11 +236,8 @@ class Trainer:
         # generator: make the discriminator score its sprites as real
         with self.autocast():
             # with a joint batch, the generated sprites are scored beside the same real ones as in D's step
-            d_gen = (
-                self.score(real_in.detach(), augment(fake))[1]
-                if self.cfg.d_joint_batch
-                else self.score(augment(fake))[0]
-            )
+            beside = (real_in.detach(),) if self.cfg.d_joint_batch else ()
+            d_gen = self.score(*beside, augment(fake))[-1]
             loss_g = generator_loss(self.cfg.loss, d_gen)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
