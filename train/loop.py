@@ -133,6 +133,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.perm: torch.Tensor | None = None  # order of the epoch in progress
         self.best: dict | None = None  # {"epoch", "diversity_ratio"} of best.pt
+        self.modes: dict | None = None  # the collapse watch's mode-coverage history (watch.follow_modes)
         self.lecam_anchors: torch.Tensor | None = None  # moving averages of D's mean (real, fake) scores
         self.ada_p = 0.0  # the adaptive augmentation's probability (cfg.ada_target)
 
@@ -160,6 +161,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "perm": self.perm,
             "best": self.best,
+            "modes": self.modes,
             "lecam_anchors": None if self.lecam_anchors is None else self.lecam_anchors.cpu(),
             "ada_p": self.ada_p,
         }
@@ -180,6 +182,7 @@ class Trainer:
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.batch_in_epoch, trainer.perm = state["batch_in_epoch"], state["perm"]
         trainer.best = state.get("best")
+        trainer.modes = state.get("modes")
         anchors = state.get("lecam_anchors")
         trainer.lecam_anchors = None if anchors is None else anchors.to(device)
         trainer.ada_p = state.get("ada_p", 0.0)
@@ -387,15 +390,19 @@ def fit(
             save_atomic(sheet(samples[: len(GRID_SEEDS)], columns=8), grids / f"epoch{trainer.epoch:04d}.png")
             health = watcher.measure(samples)
             best_diversity = trainer.best["diversity_ratio"] if trainer.best else None
-            collapse = watch.collapsed(health, best_diversity, trainer.epoch)
-            record.update(health, collapse=collapse, time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            trainer.modes = watch.follow_modes(trainer.modes, health["mode_coverage"], trainer.epoch)
+            collapse = watch.collapsed(health, best_diversity, trainer.epoch, trainer.modes)
+            record.update(health, crowded_since=trainer.modes["crowded_since"], collapse=collapse)
+            record["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if collapse:
-                msg = f"MODE COLLAPSE at epoch {trainer.epoch}: {watch.describe(health)}"
+                msg = f"MODE COLLAPSE at epoch {trainer.epoch}: {watch.describe(health, trainer.modes)}"
                 echo(click.style(msg, fg="red", bold=True))
-            elif not health["alike"] and (
-                trainer.best is None or health["diversity_ratio"] > trainer.best["diversity_ratio"]
+            elif (
+                not health["alike"]
+                and trainer.modes["crowded_since"] is None
+                and (trainer.best is None or health["diversity_ratio"] > trainer.best["diversity_ratio"])
             ):
                 trainer.best = {"epoch": trainer.epoch, "diversity_ratio": health["diversity_ratio"]}
         save_checkpoint(trainer.state_dict(), ckpt)

@@ -132,16 +132,18 @@ def mean_ms_ssim(sprites: np.ndarray, pairs: int = MS_SSIM_PAIRS, seed: int = 0)
 
 
 def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 30) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding; returns (k, D) centres."""
+    """Lloyd's k-means with k-means++ seeding; returns (k, D) centres, fewer where x has fewer distinct rows."""
     rng = np.random.default_rng(seed)
     centres = [x[rng.integers(len(x))]]
     for _ in range(1, k):
         d = sq_distances(x, np.stack(centres)).min(axis=1)
+        if d.sum() == 0:  # every row is already a centre
+            break
         centres.append(x[rng.choice(len(x), p=d / d.sum())])
     centres = np.stack(centres)
     for _ in range(iters):
         labels = sq_distances(x, centres).argmin(axis=1)
-        moved = np.stack([x[labels == j].mean(0) if (labels == j).any() else centres[j] for j in range(k)])
+        moved = np.stack([x[labels == j].mean(0) if (labels == j).any() else c for j, c in enumerate(centres)])
         if np.allclose(moved, centres):
             break
         centres = moved
@@ -150,6 +152,13 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 30) -> np.ndarray:
 
 def bin_counts(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.bincount(sq_distances(x, centres).argmin(axis=1), minlength=len(centres))
+
+
+def effective_bins(counts: np.ndarray) -> float:
+    """exp(entropy) of a bin histogram: how many equally filled bins would spread as widely. 1 when every
+    count is in one bin; the number of bins when all are filled alike."""
+    q = counts[counts > 0] / counts.sum()
+    return float(np.exp(-(q * np.log(q)).sum()))
 
 
 def ndb(reference: np.ndarray, sample: np.ndarray, z: float = 1.96) -> int:

@@ -4,6 +4,10 @@ Mode collapse shows as samples that are twins of each other: real sprites are ne
 than a threshold measured on the training set itself, so a sample whose nearest fellow sample is closer than
 that has a twin no real sprite has. The alarm trips when a quarter of the samples have one, or when samples
 that were clearly diverse fall below half the real sprites' spread (see `collapsed`).
+
+A generator can also collapse without twins: every creature a different shape, but all one colour and one
+texture. Its samples then crowd into a few of the k-means bins the training sprites fill (dcgan-eval's NDB
+bins), which `mode_coverage` counts; the alarm trips when they stay crowded for CROWDED_EPOCHS (`follow_modes`).
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .metrics import (
+    EVAL_SEED,
+    bin_counts,
+    effective_bins,
     grid_texture,
     hard_alpha,
+    kmeans,
     line_art_share,
     mean_ms_ssim,
     mean_pairwise_distance,
@@ -30,6 +38,13 @@ DIVERSITY_ALARM = 0.5  # mean pairwise distance over the real sprites'; real spr
 # from this epoch on (or once the samples have passed the check).
 WARMUP_EPOCHS = 10
 DIVERSE = 0.8  # a spread the samples must have reached before a fall below DIVERSITY_ALARM counts
+MODE_BINS = 40  # k-means bins of the training sprites that mode coverage counts in: dcgan-eval's NDB bins
+# Healthy runs crowd for a while too, as their samples take colour: the width-54 recipe's fell to about 0.2 around
+# epochs 55-70 (seed 6) and rose past 0.6 by epoch 110. Crowding counts once the samples have spread (MODES_SPREAD)
+# and only when it lasts: the one-batch run (--d-joint-batch, seed 0) stayed at 0.11-0.18 from epoch 60 on.
+MODES_SPREAD = 0.4  # mode coverage the samples must have reached before crowding counts
+CROWDED = 0.2  # mode coverage at or below which the samples are crowded into a few bins
+CROWDED_EPOCHS = 25  # how long they must stay crowded for the alarm
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,8 @@ class CollapseWatch:
     threshold: float  # the smallest distance between two training sprites
     real_colour_spread: float = 1.0  # mean pairwise distance among their mean colours
     real_line_art: float = 1.0  # share of their opaque pixels that are outline or line art (line_art_share)
+    centres: np.ndarray | None = None  # k-means bins of their pixel features (MODE_BINS, as dcgan-eval's)
+    real_modes: float = 1.0  # effective number of those bins the training sprites fill (effective_bins)
 
     @classmethod
     def from_images(cls, images: np.ndarray, limit: int = 1024, seed: int = 0) -> CollapseWatch:
@@ -48,12 +65,18 @@ class CollapseWatch:
         real = pixel_features(sprites)
         colours = mean_pairwise_distance(sprite_colours(sprites)) or 1.0
         line_art = line_art_share(sprites) or 1.0
-        return cls(mean_pairwise_distance(real), float(nearest_distances(real).min()), colours, line_art)
+        centres = kmeans(real, min(MODE_BINS, len(real)), EVAL_SEED)
+        modes = effective_bins(bin_counts(real, centres))
+        spread, threshold = mean_pairwise_distance(real), float(nearest_distances(real).min())
+        return cls(spread, threshold, colours, line_art, centres, modes)
 
     def measure(self, sprites: np.ndarray) -> dict:
         """diversity_ratio, near_duplicate_rate, and alike (past either alarm threshold) for uint8 RGBA sprites
-        (N, H, W, 4), with ms_ssim, colour_spread, line_art and grid_texture recorded, not alarmed on (see
-        dcgan.train.metrics; the last two on the sprites with alpha made hard, as dcgan-eval measures them).
+        (N, H, W, 4), with ms_ssim, colour_spread, line_art, grid_texture and mode_coverage recorded, not alarmed
+        on (see dcgan.train.metrics; line art and grid texture on the sprites with alpha made hard, as dcgan-eval
+        measures them). mode_coverage: the effective number of the training sprites' k-means bins the samples
+        fill, over the training sprites' own; it falls as samples crowd into a few bins, whatever sets those
+        apart (shape, size or colour).
         Whether `alike` means collapse depends on the stage of training: see WARMUP_EPOCHS."""
         x = pixel_features(sprites)
         diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
@@ -67,26 +90,55 @@ class CollapseWatch:
             "colour_spread": mean_pairwise_distance(sprite_colours(sprites)) / self.real_colour_spread,
             "line_art": line_art_share(finished) / self.real_line_art,
             "grid_texture": grid_texture(finished),
+            "mode_coverage": self.mode_coverage(x),
             "alike": bool(alike),
         }
 
+    def mode_coverage(self, features: np.ndarray) -> float:
+        if self.centres is None:
+            return 1.0
+        return effective_bins(bin_counts(features, self.centres)) / self.real_modes
 
-def collapsed(health: dict, best_diversity: float | None, epoch: int) -> bool:
-    """The alarm, given the best diversity ratio of earlier samples that passed (None: none has yet).
+
+def follow_modes(modes: dict | None, coverage: float, epoch: int) -> dict:
+    """The mode-coverage history the crowding rule needs, updated with this epoch's samples: {"best": the
+    highest coverage so far, "crowded_since": the epoch since which the samples have been crowded, or None}.
+    Crowding before the samples have spread (MODES_SPREAD) is a slow start, not collapse."""
+    best = max(coverage, modes["best"]) if modes else coverage
+    crowded_now = modes is not None and modes["best"] >= MODES_SPREAD and coverage <= CROWDED
+    since = modes.get("crowded_since") if modes else None
+    return {"best": best, "crowded_since": (epoch if since is None else since) if crowded_now else None}
+
+
+def crowded(modes: dict | None, epoch: int) -> bool:
+    """Whether the samples have stayed crowded into a few bins for CROWDED_EPOCHS (modes: `follow_modes`)."""
+    return bool(modes and modes["crowded_since"] is not None and epoch - modes["crowded_since"] >= CROWDED_EPOCHS)
+
+
+def collapsed(health: dict, best_diversity: float | None, epoch: int, modes: dict | None = None) -> bool:
+    """The alarm, given the best diversity ratio of earlier samples that passed (None: none has yet) and the
+    mode-coverage history (`follow_modes`, this epoch's included).
 
     Twins count once past the warm-up, or once samples have passed. A low spread counts only after the
     samples were clearly diverse (DIVERSE): a slow start is not collapse. (On the article preset's run the
-    spread hovered around 0.5 while its samples formed, epochs 8-29, with no twins, then rose past 1.0 by epoch 75.)"""
+    spread hovered around 0.5 while its samples formed, epochs 8-29, with no twins, then rose past 1.0 by epoch 75.)
+    Crowding counts once it has lasted (`crowded`)."""
     twins = health["near_duplicate_rate"] >= NEAR_DUPLICATE_ALARM and (
         best_diversity is not None or epoch >= WARMUP_EPOCHS
     )
     shrunk = health["diversity_ratio"] < DIVERSITY_ALARM and best_diversity is not None and best_diversity >= DIVERSE
-    return bool(twins or shrunk)
+    return bool(twins or shrunk or crowded(modes, epoch))
 
 
-def describe(m: dict) -> str:
-    return (
+def describe(m: dict, modes: dict | None = None) -> str:
+    text = (
         f"{m['near_duplicate_rate']:.0%} of samples have a twin closer than any two real sprites "
         f"(alarm at {NEAR_DUPLICATE_ALARM:.0%}), diversity {m['diversity_ratio']:.2f} of the real sprites' "
         f"(alarm below {DIVERSITY_ALARM})"
     )
+    if modes and modes["crowded_since"] is not None:
+        text += (
+            f"; since epoch {modes['crowded_since']} crowded into a few of the training sprites' bins "
+            f"(mode coverage {m['mode_coverage']:.2f}, alarm at {CROWDED} or below for {CROWDED_EPOCHS} epochs)"
+        )
+    return text

@@ -15,6 +15,7 @@ from dcgan.train.metrics import (
     EVAL_SEED,
     bin_counts,
     bin_coverage,
+    effective_bins,
     evaluate,
     grid_texture,
     jsd,
@@ -59,6 +60,13 @@ def test_bins_and_divergences_on_known_counts():
     x = np.concatenate([np.zeros((20, 2)), np.ones((20, 2)) * 10])
     centres = kmeans(x, 2, seed=3)
     assert sorted(centres[:, 0].tolist()) == [0.0, 10.0]
+    assert len(kmeans(x, 5, seed=3)) == 2  # two distinct rows: two bins, not a division by zero
+
+
+def test_effective_bins_counts_equally_filled_bins():
+    assert effective_bins(np.array([7, 0, 0])) == pytest.approx(1.0)
+    assert effective_bins(np.array([3, 3, 3, 3, 0])) == pytest.approx(4.0)
+    assert 1.0 < effective_bins(np.array([90, 5, 5])) < 2.0  # one bin holds most
 
 
 def test_bin_coverage_gives_each_bins_shares_and_its_z_at_the_holdout_count():

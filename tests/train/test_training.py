@@ -184,6 +184,35 @@ def test_stop_on_collapse_keeps_the_best_checkpoint(make_sprites, tmp_path, monk
     assert load_checkpoint(run / "best.pt")["epoch"] == 1
 
 
+def test_samples_that_stay_crowded_into_a_few_bins_trip_the_alarm_across_a_resume(make_sprites, tmp_path, monkeypatch):
+    """Varied samples (no twins) that all fall into the two fullest of the training sprites' bins, from epoch 2 on:
+    crowded since epoch 2, the alarm trips two epochs later, though the run was stopped and resumed between."""
+    import dcgan.train.watch as watch
+    from dcgan.train.evaluate import load_sprites
+    from dcgan.train.metrics import pixel_features, sq_distances
+
+    monkeypatch.setattr(watch, "WATCH_SEEDS", range(24))
+    monkeypatch.setattr(watch, "CROWDED_EPOCHS", 2)
+    monkeypatch.setattr(watch, "MODES_SPREAD", 0.25)  # 24 samples fill fewer bins than the 256 of a real run
+    data = make_sprites(48)
+    centres = watch.CollapseWatch.from_images(load_sprites(data, "--data").transpose(0, 3, 1, 2)).centres
+    pool = diverse_sprites(600)
+    bins = sq_distances(pixel_features(pool), centres).argmin(axis=1)
+    crowd = pool[np.isin(bins, np.bincount(bins).argsort()[-2:])][:24]
+    spread = pool[:24]
+    monkeypatch.setattr(Trainer, "sample", lambda self, seeds: spread if self.epoch == 1 else crowd)
+    run = tmp_path / "run"
+    first = train("--data", data, "--out", run, "--epochs", 3, *TINY)
+    assert first.exit_code == 0 and "MODE COLLAPSE" not in first.output, first.output
+    resumed = train("--resume", run, "--epochs", 4)
+    assert resumed.exit_code == 0 and "MODE COLLAPSE at epoch 4" in resumed.output, resumed.output
+    assert "since epoch 2 crowded into a few of the training sprites' bins" in resumed.output
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["crowded_since"] for x in lines] == [None, 2, 2, 2] and [x["collapse"] for x in lines][-1]
+    assert lines[0]["mode_coverage"] >= watch.MODES_SPREAD > watch.CROWDED >= lines[1]["mode_coverage"]
+    assert max(x["near_duplicate_rate"] for x in lines) < watch.NEAR_DUPLICATE_ALARM
+
+
 def test_keep_every_keeps_those_epochs_checkpoints_and_survives_a_resume(make_sprites, tmp_path):
     data, run = make_sprites(8), tmp_path / "run"
     assert train("--data", data, "--out", run, "--epochs", 3, "--keep-every", 2, *TINY).exit_code == 0

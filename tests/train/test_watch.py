@@ -1,7 +1,7 @@
 import numpy as np
 
 from conftest import synthetic_sprite
-from dcgan.train.metrics import hard_alpha
+from dcgan.train.metrics import hard_alpha, pixel_features
 from dcgan.train.watch import CollapseWatch
 
 
@@ -64,3 +64,45 @@ def test_hard_alpha_finishes_uint8_sprites_as_the_sampler_finishes_raw_output():
     raw = np.random.default_rng(0).uniform(-1, 1, (8, 4, 96, 96)).astype(np.float32)
     levels = np.clip(np.round((raw + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
     assert (hard_alpha(levels) == finish_sprites(raw)).all()
+
+
+def test_mode_coverage_falls_when_varied_samples_crowd_into_a_few_of_the_training_bins():
+    """Sprites unlike each other (no twins, spread above the alarm) that all fall into two of the training
+    sprites' k-means bins: the spread misses it, the coverage does not."""
+    from dcgan.train.metrics import sq_distances
+
+    watch = CollapseWatch.from_images(sprites(100, 1).transpose(0, 3, 1, 2))
+    fresh = watch.measure(sprites(128, 2))
+    pool = sprites(600, 3)
+    bins = sq_distances(pixel_features(pool), watch.centres).argmin(axis=1)
+    crowd = pool[np.isin(bins, np.bincount(bins).argsort()[-2:])][:64]
+    crowded = watch.measure(crowd)
+    assert fresh["mode_coverage"] > 0.5
+    assert crowded["mode_coverage"] < 0.15 and not crowded["alike"] and crowded["diversity_ratio"] > 0.7
+
+
+def test_crowding_trips_the_alarm_only_when_it_lasts_after_the_samples_have_spread():
+    """Mode coverage every 10 epochs as measured on two width-54 runs: a healthy one (seed 6) that crowds while
+    its samples take colour, then spreads again, and the one-batch run (--d-joint-batch) whose creatures all took
+    one colour and one texture."""
+    from dcgan.train.watch import CROWDED_EPOCHS, collapsed, crowded, follow_modes
+
+    def first_alarm(coverages, every=10):
+        modes, health = None, {"diversity_ratio": 0.9, "near_duplicate_rate": 0.0}
+        for i, coverage in enumerate(coverages):
+            epoch = (i + 1) * every
+            modes = follow_modes(modes, coverage, epoch)
+            if collapsed({**health, "mode_coverage": coverage}, 0.9, epoch, modes):
+                return epoch
+        return None
+
+    healthy = [0.05, 0.07, 0.44, 0.44, 0.30, 0.23, 0.23, 0.30, 0.44, 0.57, 0.65, 0.68, 0.68]
+    one_batch = [0.07, 0.16, 0.71, 0.79, 0.41, 0.18, 0.13, 0.13, 0.11]
+    assert first_alarm(healthy) is None
+    assert first_alarm(one_batch) == 60 + (CROWDED_EPOCHS + 9) // 10 * 10  # crowded since epoch 60
+    assert first_alarm([0.05] * 30) is None  # never spread: a slow start
+    brief = [0.05] * 5 + [0.5] * 2 + [0.15] * (CROWDED_EPOCHS // 5) + [0.3] * 10  # every 5 epochs
+    assert first_alarm(brief, every=5) is None
+    modes = follow_modes(follow_modes({"best": 0.7, "crowded_since": None}, 0.1, 40), 0.1, 40 + CROWDED_EPOCHS)
+    assert modes == {"best": 0.7, "crowded_since": 40} and crowded(modes, 40 + CROWDED_EPOCHS)
+    assert follow_modes(modes, 0.3, 70)["crowded_since"] is None  # spread again: the count starts over
