@@ -53,7 +53,7 @@ class CollapseWatch:
     threshold: float  # the smallest distance between two training sprites
     real_colour_spread: float = 1.0  # mean pairwise distance among their mean colours
     real_line_art: float = 1.0  # share of their opaque pixels that are outline or line art (line_art_share)
-    centres: np.ndarray | None = None  # k-means bins of their pixel features (MODE_BINS, as dcgan-eval's)
+    centres: np.ndarray | None = None  # k-means bins of their pixel features (MODE_BINS, as dcgan-eval's); from_images
     real_modes: float = 1.0  # effective number of those bins the training sprites fill (effective_bins)
 
     @classmethod
@@ -90,14 +90,9 @@ class CollapseWatch:
             "colour_spread": mean_pairwise_distance(sprite_colours(sprites)) / self.real_colour_spread,
             "line_art": line_art_share(finished) / self.real_line_art,
             "grid_texture": grid_texture(finished),
-            "mode_coverage": self.mode_coverage(x),
+            "mode_coverage": effective_bins(bin_counts(x, self.centres)) / self.real_modes,
             "alike": bool(alike),
         }
-
-    def mode_coverage(self, features: np.ndarray) -> float:
-        if self.centres is None:
-            return 1.0
-        return effective_bins(bin_counts(features, self.centres)) / self.real_modes
 
 
 def follow_modes(modes: dict | None, coverage: float, epoch: int) -> dict:
