@@ -12,6 +12,15 @@ from PIL import Image
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def crowd(pool: np.ndarray, centres: np.ndarray, n: int) -> np.ndarray:
+    """n sprites of `pool` (N, H, W, 4) from the two k-means bins (`centres`) that hold most of it: sprites unlike
+    each other that all fall into two bins, a collapse without twins."""
+    from dcgan.train.metrics import pixel_features, sq_distances
+
+    bins = sq_distances(pixel_features(pool), centres).argmin(axis=1)
+    return pool[np.isin(bins, np.bincount(bins).argsort()[-2:])][:n]
+
+
 def flat_ripple(layer) -> float:
     """How far a flat feature map through an upsampling layer comes out from flat (inside the border), relative
     to its size: about 0 for a checkerboard-free kernel, where the four output phases have equal gain."""

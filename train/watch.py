@@ -101,7 +101,7 @@ def follow_modes(modes: dict | None, coverage: float, epoch: int) -> dict:
     Crowding before the samples have spread (MODES_SPREAD) is a slow start, not collapse."""
     best = max(coverage, modes["best"]) if modes else coverage
     crowded_now = modes is not None and modes["best"] >= MODES_SPREAD and coverage <= CROWDED
-    since = modes.get("crowded_since") if modes else None
+    since = modes["crowded_since"] if modes else None
     return {"best": best, "crowded_since": (epoch if since is None else since) if crowded_now else None}
 
 

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import synthetic_sprite
+from conftest import crowd, synthetic_sprite
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.config import ModelConfig
@@ -189,7 +189,6 @@ def test_samples_that_stay_crowded_into_a_few_bins_trip_the_alarm_across_a_resum
     crowded since epoch 2, the alarm trips two epochs later, though the run was stopped and resumed between."""
     import dcgan.train.watch as watch
     from dcgan.train.evaluate import load_sprites
-    from dcgan.train.metrics import pixel_features, sq_distances
 
     monkeypatch.setattr(watch, "WATCH_SEEDS", range(24))
     monkeypatch.setattr(watch, "CROWDED_EPOCHS", 2)
@@ -197,10 +196,8 @@ def test_samples_that_stay_crowded_into_a_few_bins_trip_the_alarm_across_a_resum
     data = make_sprites(48)
     centres = watch.CollapseWatch.from_images(load_sprites(data, "--data").transpose(0, 3, 1, 2)).centres
     pool = diverse_sprites(600)
-    bins = sq_distances(pixel_features(pool), centres).argmin(axis=1)
-    crowd = pool[np.isin(bins, np.bincount(bins).argsort()[-2:])][:24]
-    spread = pool[:24]
-    monkeypatch.setattr(Trainer, "sample", lambda self, seeds: spread if self.epoch == 1 else crowd)
+    spread, crowded = pool[:24], crowd(pool, centres, 24)
+    monkeypatch.setattr(Trainer, "sample", lambda self, seeds: spread if self.epoch == 1 else crowded)
     run = tmp_path / "run"
     first = train("--data", data, "--out", run, "--epochs", 3, *TINY)
     assert first.exit_code == 0 and "MODE COLLAPSE" not in first.output, first.output

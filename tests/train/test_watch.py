@@ -1,7 +1,7 @@
 import numpy as np
 
-from conftest import synthetic_sprite
-from dcgan.train.metrics import hard_alpha, pixel_features
+from conftest import crowd, synthetic_sprite
+from dcgan.train.metrics import hard_alpha
 from dcgan.train.watch import CollapseWatch
 
 
@@ -69,14 +69,9 @@ def test_hard_alpha_finishes_uint8_sprites_as_the_sampler_finishes_raw_output():
 def test_mode_coverage_falls_when_varied_samples_crowd_into_a_few_of_the_training_bins():
     """Sprites unlike each other (no twins, spread above the alarm) that all fall into two of the training
     sprites' k-means bins: the spread misses it, the coverage does not."""
-    from dcgan.train.metrics import sq_distances
-
     watch = CollapseWatch.from_images(sprites(100, 1).transpose(0, 3, 1, 2))
     fresh = watch.measure(sprites(128, 2))
-    pool = sprites(600, 3)
-    bins = sq_distances(pixel_features(pool), watch.centres).argmin(axis=1)
-    crowd = pool[np.isin(bins, np.bincount(bins).argsort()[-2:])][:64]
-    crowded = watch.measure(crowd)
+    crowded = watch.measure(crowd(sprites(600, 3), watch.centres, 64))
     assert fresh["mode_coverage"] > 0.5
     assert crowded["mode_coverage"] < 0.15 and not crowded["alike"] and crowded["diversity_ratio"] > 0.7
 
