@@ -211,7 +211,7 @@ def main(
     from dcgan.serve.files import write_text_atomic
     from dcgan.serve.images import save_atomic, sheet
 
-    from .metrics import EVAL_SEED, evaluate, kmeans, nearest_indices, pixel_features, sq_distances
+    from .metrics import EVAL_SEED, Reference, nearest_indices, pixel_features, sq_distances
 
     out = out or (
         model / "eval" if model.is_dir() and (model / "checkpoint.pt").exists() else Path(f"eval-{model.stem}")
@@ -234,9 +234,9 @@ def main(
     if note:
         click.echo(f"note: {note}", err=True)
 
-    train_features = pixel_features(train)
-    centres = kmeans(train_features, bins, seed=EVAL_SEED)
-    result = evaluate(sprites, train, real_holdout, k=bins, seed=EVAL_SEED, inception=inception, centres=centres)
+    real = Reference(train, real_holdout, k=bins, seed=EVAL_SEED, inception=inception)
+    result = real.score(sprites)
+    train_features, centres = real.train_features, real.centres
     result["model"] = source
     result["seeds"] = [first_seed, first_seed + count - 1]
     result["note"] = note or None

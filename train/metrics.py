@@ -245,6 +245,125 @@ def subsets(n: int, size: int) -> list[slice]:
     return [slice(i, i + size) for i in range(0, max(n - size, 0) + 1, size)] or [slice(0, n)]
 
 
+class Reference:
+    """The real side of evaluate(), computed once and shared by every generator scored against it: the training
+    set's features, spreads, near-duplicate threshold, k-means bins and KID features, and each metric's floor
+    (`holdout`, real sprites the model never saw, measured the same way against the training set). `inception`
+    (dcgan.train.inception.Inception) adds FID and KID in its feature space."""
+
+    def __init__(
+        self,
+        train: np.ndarray,
+        holdout: np.ndarray,
+        k: int = 40,
+        seed: int = EVAL_SEED,
+        inception=None,
+    ):
+        self.train, self.holdout, self.k, self.seed, self.inception = train, holdout, k, seed, inception
+        self.train_features = t = pixel_features(train)
+        self.holdout_features = h = pixel_features(holdout)
+        self.train_spread = mean_pairwise_distance(t)
+        self.colour_spread = mean_pairwise_distance(sprite_colours(train))
+        self.line_art = line_art_share(train) or 1.0  # a training set without line art: the shares themselves
+        self.threshold = float(nearest_distances(t).min())  # real sprites are never closer to each other than this
+        self.centres = kmeans(t, k, seed)
+        self.train_bins = bin_counts(t, self.centres)
+        self.features = RandomFeatures()
+        self.kid_train = self.features(train)
+        self.memo = float(nearest_distances(h, t).mean())
+        self.floors = {
+            "diversity_ratio": mean_pairwise_distance(h) / self.train_spread,
+            "near_duplicate_rate": self.near_duplicates(h),
+            "ndb": self.ndb(h),
+            "jsd": self.jsd(h),
+            "memorisation_ratio": 1.0,
+            "kid": kid(self.features(holdout), self.kid_train),
+            "ms_ssim": mean_ms_ssim(holdout, seed=seed),
+            "colour_spread": mean_pairwise_distance(sprite_colours(holdout)) / self.colour_spread,
+            "line_art": line_art_share(holdout) / self.line_art,
+            "grid_texture": grid_texture(holdout),
+        }
+        if inception is not None:
+            from .inception import fid
+
+            self.inception_train = inception(train)
+            fh = inception(holdout)
+            self.floors["fid_inception"] = fid(fh, self.inception_train)
+            self.floors["kid_inception"] = kid(fh, self.inception_train)
+
+    def near_duplicates(self, features: np.ndarray) -> float:
+        return float((nearest_distances(features) < self.threshold).mean())
+
+    def ndb(self, features: np.ndarray) -> float:
+        return ndb(self.train_bins, bin_counts(features, self.centres))
+
+    def jsd(self, features: np.ndarray) -> float:
+        return jsd(self.train_bins, bin_counts(features, self.centres))
+
+    def score(self, generated: np.ndarray) -> dict:
+        """Every metric for `generated` beside its floor. Count-sensitive metrics compare equal counts: the
+        generated set is cut into holdout-sized subsets and their mean is reported, with its standard error over
+        the subsets as "model_se" (None from a single subset): how far another set of seeds may move it. The
+        result's "bins" lists every bin's shares, for seeing which modes are missed."""
+        g = pixel_features(generated)
+        m = len(self.holdout)
+        errors = {}  # metric: standard error of the mean over the holdout-sized subsets
+
+        def at_holdout_size(x: np.ndarray, fn, name: str) -> float:
+            values = [fn(x[s]) for s in subsets(len(x), m)]
+            errors[name] = standard_error(values)
+            return float(np.mean(values))
+
+        model = {
+            "diversity_ratio": mean_pairwise_distance(g) / self.train_spread,
+            "near_duplicate_rate": at_holdout_size(g, self.near_duplicates, "near_duplicate_rate"),
+            "ndb": at_holdout_size(g, self.ndb, "ndb"),
+            "jsd": at_holdout_size(g, self.jsd, "jsd"),
+            "memorisation_ratio": float(nearest_distances(g, self.train_features).mean()) / self.memo,
+            "kid": kid(self.features(generated), self.kid_train),
+            "ms_ssim": mean_ms_ssim(generated, seed=self.seed),
+            "colour_spread": mean_pairwise_distance(sprite_colours(generated)) / self.colour_spread,
+            "line_art": line_art_share(generated) / self.line_art,
+            "grid_texture": grid_texture(generated),
+        }
+        config = {}
+        if self.inception is not None:
+            from .inception import fid
+
+            fg = self.inception(generated)
+            model["fid_inception"] = at_holdout_size(fg, lambda x: fid(x, self.inception_train), "fid_inception")
+            model["kid_inception"] = kid(fg, self.inception_train)
+            config["inception"] = self.inception.describe()
+        return {
+            "metrics": {
+                name: {
+                    "model": value,
+                    "real_floor": self.floors[name],
+                    **({"model_se": errors[name]} if name in errors else {}),
+                }
+                for name, value in model.items()
+            },
+            "bins": bin_coverage(
+                self.train_bins, bin_counts(g, self.centres), bin_counts(self.holdout_features, self.centres), at=m
+            ),
+            "counts": {"generated": len(g), "train": len(self.train), "holdout": m},
+            "config": {
+                "space": "composited on RGB (235, 235, 235), 2x2 area-averaged to 48 x 48 x 3, values in [0, 1]",
+                "near_duplicate_threshold": self.threshold,
+                "kmeans_bins": self.k,
+                "kmeans_seed": self.seed,
+                "kid_features": f"random CNN (4 stride-2 convs to 256, ReLU, average pool), torch seed {FEATURE_SEED}",
+                "ms_ssim": {
+                    **MS_SSIM,
+                    "pairs": MS_SSIM_PAIRS,
+                    "library": "pytorch-msssim",
+                    "resolution": "96 x 96 RGB",
+                },
+                **config,
+            },
+        }
+
+
 def evaluate(
     generated: np.ndarray,
     train: np.ndarray,
@@ -252,78 +371,7 @@ def evaluate(
     k: int = 40,
     seed: int = EVAL_SEED,
     inception=None,
-    centres: np.ndarray | None = None,
 ) -> dict:
-    """Every metric for `generated` and, as its floor, for `holdout` (real sprites the model never saw),
-    both against `train`. Count-sensitive metrics compare equal counts: the generated set is cut into
-    holdout-sized subsets and their mean is reported, with its standard error over the subsets as "model_se"
-    (None from a single subset): how far another set of seeds may move it. `inception`
-    (dcgan.train.inception.Inception) adds FID and KID in its feature space. `centres`: the k-means bins, if
-    already computed (kmeans(features of train, k, seed)). The result's "bins" lists every bin's shares, for
-    seeing which modes are missed."""
-    g, t, h = pixel_features(generated), pixel_features(train), pixel_features(holdout)
-    m = len(h)
-    train_spread = mean_pairwise_distance(t)
-    colour_spread = mean_pairwise_distance(sprite_colours(train))
-    line_art = line_art_share(train) or 1.0  # a training set without line art: the shares themselves
-    threshold = float(nearest_distances(t).min())  # real sprites are never closer to each other than this
-    centres = kmeans(t, k, seed) if centres is None else centres
-    train_bins = bin_counts(t, centres)
-
-    errors = {}  # metric: standard error of the mean over the holdout-sized subsets
-
-    def at_holdout_size(x: np.ndarray, fn, name: str | None = None) -> float:
-        values = [fn(x[s]) for s in subsets(len(x), m)]
-        if name is not None:
-            errors[name] = standard_error(values)
-        return float(np.mean(values))
-
-    def near_dup(x: np.ndarray) -> float:
-        return float((nearest_distances(x) < threshold).mean())
-
-    def ndb_of(x: np.ndarray) -> float:
-        return ndb(train_bins, bin_counts(x, centres))
-
-    def jsd_of(x: np.ndarray) -> float:
-        return jsd(train_bins, bin_counts(x, centres))
-
-    features = RandomFeatures()
-    ft = features(train)
-    holdout_memo = float(nearest_distances(h, t).mean())
-    rows = {
-        "diversity_ratio": (mean_pairwise_distance(g) / train_spread, mean_pairwise_distance(h) / train_spread),
-        "near_duplicate_rate": (at_holdout_size(g, near_dup, "near_duplicate_rate"), near_dup(h)),
-        "ndb": (at_holdout_size(g, ndb_of, "ndb"), ndb_of(h)),
-        "jsd": (at_holdout_size(g, jsd_of, "jsd"), jsd_of(h)),
-        "memorisation_ratio": (float(nearest_distances(g, t).mean()) / holdout_memo, 1.0),
-        "kid": (kid(features(generated), ft), kid(features(holdout), ft)),
-        "ms_ssim": (mean_ms_ssim(generated, seed=seed), mean_ms_ssim(holdout, seed=seed)),
-        "colour_spread": tuple(mean_pairwise_distance(sprite_colours(x)) / colour_spread for x in (generated, holdout)),
-        "line_art": tuple(line_art_share(x) / line_art for x in (generated, holdout)),
-        "grid_texture": (grid_texture(generated), grid_texture(holdout)),
-    }
-    config = {}
-    if inception is not None:
-        from .inception import fid
-
-        fg, ft, fh = inception(generated), inception(train), inception(holdout)
-        rows["fid_inception"] = (at_holdout_size(fg, lambda x: fid(x, ft), "fid_inception"), fid(fh, ft))
-        rows["kid_inception"] = (kid(fg, ft), kid(fh, ft))
-        config["inception"] = inception.describe()
-    return {
-        "metrics": {
-            name: {"model": model, "real_floor": floor, **({"model_se": errors[name]} if name in errors else {})}
-            for name, (model, floor) in rows.items()
-        },
-        "bins": bin_coverage(train_bins, bin_counts(g, centres), bin_counts(h, centres), at=m),
-        "counts": {"generated": len(g), "train": len(t), "holdout": m},
-        "config": {
-            "space": "composited on RGB (235, 235, 235), 2x2 area-averaged to 48 x 48 x 3, values in [0, 1]",
-            "near_duplicate_threshold": threshold,
-            "kmeans_bins": k,
-            "kmeans_seed": seed,
-            "kid_features": f"random CNN (4 stride-2 convs to 256, ReLU, average pool), torch seed {FEATURE_SEED}",
-            "ms_ssim": {**MS_SSIM, "pairs": MS_SSIM_PAIRS, "library": "pytorch-msssim", "resolution": "96 x 96 RGB"},
-            **config,
-        },
-    }
+    """Every metric for `generated` and, as its floor, for `holdout`, both against `train`: Reference(...).score.
+    To score several generators against the same real sprites, build the Reference once."""
+    return Reference(train, holdout, k, seed, inception).score(generated)

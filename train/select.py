@@ -124,7 +124,7 @@ def main(
     require_torch("dcgan-select")
     from dcgan.serve.files import write_text_atomic
 
-    from .metrics import EVAL_SEED, evaluate, kmeans, pixel_features
+    from .metrics import EVAL_SEED, Reference
 
     if abs(confirm_seed - first_seed) < count:
         raise click.BadParameter(
@@ -139,11 +139,11 @@ def main(
     train, real_holdout, note = load_real(data, holdout, bins)
     if note:
         click.echo(f"note: {note}", err=True)
-    centres = kmeans(pixel_features(train), bins, seed=EVAL_SEED)
+    real = Reference(train, real_holdout, k=bins, seed=EVAL_SEED)  # the real side, computed once for all
 
     def score(path: Path, seed: int) -> dict:
         sprites, _ = generate(path, count, seed)
-        metrics = evaluate(sprites, train, real_holdout, k=bins, seed=EVAL_SEED, centres=centres)["metrics"]
+        metrics = real.score(sprites)["metrics"]
         return {**{m: metrics[m]["model"] for m in COLUMNS}, "ndb_se": metrics["ndb"]["model_se"]}
 
     with click.progressbar(paths, label=f"scoring on seeds {first_seed}+", file=sys.stderr) as bar:

@@ -13,6 +13,7 @@ from dcgan.train.evaluate import main as eval_main
 from dcgan.train.inception import fid
 from dcgan.train.metrics import (
     EVAL_SEED,
+    Reference,
     bin_counts,
     bin_coverage,
     effective_bins,
@@ -205,6 +206,19 @@ def test_counted_metrics_carry_the_standard_error_of_their_holdout_sized_sets(re
     single = evaluate(generated[:40], train, holdout, k=8)["metrics"]
     assert single["ndb"]["model_se"] is None  # one set: no spread to take
     assert standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx(np.sqrt(5 / 3) / 2)  # sd sqrt(5/3), 4 values
+
+
+def test_one_reference_scores_several_generators_as_separate_evaluations_would(real):
+    train, holdout = real
+    fresh, collapsed = sprites(80, 3), np.repeat(sprites(2, 4), 40, axis=0)
+    reference = Reference(train, holdout, k=8)
+    first = reference.score(fresh)
+    other = reference.score(collapsed)
+    assert reference.score(fresh) == first == evaluate(fresh, train, holdout, k=8)  # scoring leaves it unchanged
+    assert other == evaluate(collapsed, train, holdout, k=8)
+    assert (
+        other["metrics"]["near_duplicate_rate"]["model"] == 1 and first["metrics"]["near_duplicate_rate"]["model"] == 0
+    )
 
 
 def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, tmp_path):
