@@ -399,11 +399,7 @@ def fit(
             if collapse:
                 msg = f"MODE COLLAPSE at epoch {trainer.epoch}: {watch.describe(health, trainer.modes)}"
                 echo(click.style(msg, fg="red", bold=True))
-            elif (
-                not health["alike"]
-                and trainer.modes["crowded_since"] is None
-                and (trainer.best is None or health["diversity_ratio"] > trainer.best["diversity_ratio"])
-            ):
+            elif watch.better(health, trainer.modes, trainer.best):
                 trainer.best = {"epoch": trainer.epoch, "diversity_ratio": health["diversity_ratio"]}
         save_checkpoint(trainer.state_dict(), ckpt)
         if trainer.best is not None and trainer.best["epoch"] == trainer.epoch:

@@ -125,6 +125,18 @@ def collapsed(health: dict, best_diversity: float | None, epoch: int, modes: dic
     return bool(twins or shrunk or crowded(modes, epoch))
 
 
+def better(health: dict, modes: dict, best: dict | None) -> bool:
+    """Whether this epoch's samples make a better best.pt than `best` ({"epoch", "diversity_ratio"}, None: no
+    epoch has qualified yet): more diverse, with no twins and no shrunk spread (`alike`), and not crowded into a
+    few bins (modes: `follow_modes`, this epoch's included), for diversity alone would favour varied samples
+    of a collapse without twins."""
+    return (
+        not health["alike"]
+        and modes["crowded_since"] is None
+        and (best is None or health["diversity_ratio"] > best["diversity_ratio"])
+    )
+
+
 def describe(m: dict, modes: dict | None = None) -> str:
     text = (
         f"{m['near_duplicate_rate']:.0%} of samples have a twin closer than any two real sprites "

@@ -101,3 +101,15 @@ def test_crowding_trips_the_alarm_only_when_it_lasts_after_the_samples_have_spre
     modes = follow_modes(follow_modes({"best": 0.7, "crowded_since": None}, 0.1, 40), 0.1, 40 + CROWDED_EPOCHS)
     assert modes == {"best": 0.7, "crowded_since": 40} and crowded(modes, 40 + CROWDED_EPOCHS)
     assert follow_modes(modes, 0.3, 70)["crowded_since"] is None  # spread again: the count starts over
+
+
+def test_best_checkpoint_skips_alike_and_crowded_samples_however_varied():
+    from dcgan.train.watch import better
+
+    best = {"epoch": 40, "diversity_ratio": 0.9}
+    spread, crowded = {"best": 0.7, "crowded_since": None}, {"best": 0.7, "crowded_since": 60}
+    varied = {"diversity_ratio": 0.95, "alike": False}
+    assert better(varied, spread, best) and better(varied, spread, None)
+    assert not better({**varied, "diversity_ratio": 0.85}, spread, best)
+    assert not better(varied, crowded, best) and not better(varied, crowded, None)
+    assert not better({**varied, "alike": True}, spread, None)
