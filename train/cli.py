@@ -270,6 +270,9 @@ def main(
         if train["loss"] == "wgan-gp" and model["d_norm"].endswith("batch"):
             raise click.UsageError("--loss wgan-gp penalises each sample's gradient, which batch norm mixes; "
                                    "use --d-norm none or spectral")  # fmt: skip
+        if train["d_joint_batch"] and model["mbstd_group"]:
+            raise click.UsageError("--mbstd-group with --d-joint-batch puts real and generated sprites in the same "
+                                   "groups, so their spread cannot tell them apart; use one or the other")  # fmt: skip
         epochs = train.pop("epochs")
         job = jobs.new_job(data=data, run_dir=run_dir, epochs=epochs, device=device,
                            model=model, train=dict(train, preset=preset), all_frames=all_frames)  # fmt: skip

@@ -71,6 +71,13 @@ def test_wgan_gp_with_a_batch_norm_critic_is_refused(make_sprites, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_minibatch_std_with_one_batch_for_d_is_refused(make_sprites, tmp_path):
+    args = ["--data", make_sprites(4), "--out", tmp_path / "run", "--d-joint-batch", "--mbstd-group", "4"]
+    result = CliRunner().invoke(train_main, [*map(str, args), "-q"])
+    assert result.exit_code == 2 and "use one or the other" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_default_recipe_is_the_small_data_one_and_old_checkpoints_keep_theirs():
     model, train = ModelConfig(), TrainConfig()
     assert (model.d_norm, model.mbstd_group, train.loss, train.batch_size) == ("batch", 0, "bce", 32)
