@@ -133,7 +133,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.perm: torch.Tensor | None = None  # order of the epoch in progress
         self.best: dict | None = None  # {"epoch", "diversity_ratio"} of best.pt
-        self.modes: dict | None = None  # the collapse watch's mode-coverage history (watch.follow_modes)
+        self.modes: dict | None = None  # the collapse watch's history of modes and colours (watch.follow_modes)
         self.lecam_anchors: torch.Tensor | None = None  # moving averages of D's mean (real, fake) scores
         self.ada_p = 0.0  # the adaptive augmentation's probability (cfg.ada_target)
 
@@ -390,9 +390,10 @@ def fit(
             save_atomic(sheet(samples[: len(GRID_SEEDS)], columns=8), grids / f"epoch{trainer.epoch:04d}.png")
             health = watcher.measure(samples)
             best_diversity = trainer.best["diversity_ratio"] if trainer.best else None
-            trainer.modes = watch.follow_modes(trainer.modes, health["mode_coverage"], trainer.epoch)
+            trainer.modes = watch.follow_modes(trainer.modes, health, trainer.epoch)
             collapse = watch.collapsed(health, best_diversity, trainer.epoch, trainer.modes)
-            record.update(health, crowded_since=trainer.modes["crowded_since"], collapse=collapse)
+            since = {k: trainer.modes[k] for k in ("crowded_since", "one_colour_since")}
+            record.update(health, **since, collapse=collapse)
             record["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")

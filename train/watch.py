@@ -8,6 +8,9 @@ that were clearly diverse fall below half the real sprites' spread (see `collaps
 A generator can also collapse without twins: every creature a different shape, but all one colour and one
 texture. Its samples then crowd into a few of the k-means bins the training sprites fill (dcgan-eval's NDB
 bins), which `mode_coverage` counts; the alarm trips when they stay crowded for CROWDED_EPOCHS (`follow_modes`).
+Or every creature takes one colour while its shapes still spread over the bins (colour collapse): the alarm trips
+when the spread of the samples' mean colours stays low for as long, past the epoch by which healthy runs have
+taken colour (ONE_COLOUR_FROM).
 """
 
 from __future__ import annotations
@@ -44,7 +47,12 @@ MODE_BINS = 40  # k-means bins of the training sprites that mode coverage counts
 # and only when it lasts: the one-batch run (--d-joint-batch, seed 0) stayed at 0.11-0.18 from epoch 60 on.
 MODES_SPREAD = 0.4  # mode coverage the samples must have reached before crowding counts
 CROWDED = 0.2  # mode coverage at or below which the samples are crowded into a few bins
-CROWDED_EPOCHS = 25  # how long they must stay crowded for the alarm
+CROWDED_EPOCHS = 25  # how long they must stay crowded (or in one colour, below) for the alarm
+# Healthy runs also pass through a phase in which every creature has much the same colour (the width-54 recipe's
+# colour spread: 0.27-0.47 at epoch 40), and take colour after it: 0.43 or more from epoch 60 on in every healthy run
+# measured. A spectral-norm run (--d-norm spectral --loss hinge) stayed at about 0.32, every creature one beige.
+ONE_COLOUR_FROM = 60  # the epoch from which a low colour spread counts
+ONE_COLOUR = 0.35  # colour spread (over the training sprites') below which the samples are in one colour
 
 
 @dataclass(frozen=True)
@@ -95,19 +103,32 @@ class CollapseWatch:
         }
 
 
-def follow_modes(modes: dict | None, coverage: float, epoch: int) -> dict:
-    """The mode-coverage history the crowding rule needs, updated with this epoch's samples: {"best": the
-    highest coverage so far, "crowded_since": the epoch since which the samples have been crowded, or None}.
-    Crowding before the samples have spread (MODES_SPREAD) is a slow start, not collapse."""
+def follow_modes(modes: dict | None, health: dict, epoch: int) -> dict:
+    """The history the crowding and one-colour rules need, updated with this epoch's samples (`health`, from
+    CollapseWatch.measure): {"best": the highest mode coverage so far, "crowded_since": the epoch since which the
+    samples have been crowded, "one_colour_since": the epoch since which they have been in one colour; None
+    while they are not}. Crowding before the samples have spread (MODES_SPREAD) is a slow start, not collapse,
+    and so is one colour before ONE_COLOUR_FROM. A history saved before the one-colour rule starts it afresh."""
+    coverage = health["mode_coverage"]
     best = max(coverage, modes["best"]) if modes else coverage
     crowded_now = modes is not None and modes["best"] >= MODES_SPREAD and coverage <= CROWDED
-    since = modes["crowded_since"] if modes else None
-    return {"best": best, "crowded_since": (epoch if since is None else since) if crowded_now else None}
+    one_colour_now = epoch >= ONE_COLOUR_FROM and health["colour_spread"] < ONE_COLOUR
+
+    def since(key: str, now: bool) -> int | None:
+        before = modes.get(key) if modes else None
+        return (epoch if before is None else before) if now else None
+
+    return {
+        "best": best,
+        "crowded_since": since("crowded_since", crowded_now),
+        "one_colour_since": since("one_colour_since", one_colour_now),
+    }
 
 
-def crowded(modes: dict | None, epoch: int) -> bool:
-    """Whether the samples have stayed crowded into a few bins for CROWDED_EPOCHS (modes: `follow_modes`)."""
-    return bool(modes and modes["crowded_since"] is not None and epoch - modes["crowded_since"] >= CROWDED_EPOCHS)
+def lasted(modes: dict | None, key: str, epoch: int) -> bool:
+    """Whether the state `key` of `follow_modes` ("crowded_since", "one_colour_since") has lasted CROWDED_EPOCHS."""
+    since = modes.get(key) if modes else None
+    return since is not None and epoch - since >= CROWDED_EPOCHS
 
 
 def collapsed(health: dict, best_diversity: float | None, epoch: int, modes: dict | None = None) -> bool:
@@ -117,22 +138,24 @@ def collapsed(health: dict, best_diversity: float | None, epoch: int, modes: dic
     Twins count once past the warm-up, or once samples have passed. A low spread counts only after the
     samples were clearly diverse (DIVERSE): a slow start is not collapse. (On the article preset's run the
     spread hovered around 0.5 while its samples formed, epochs 8-29, with no twins, then rose past 1.0 by epoch 75.)
-    Crowding counts once it has lasted (`crowded`)."""
+    Crowding and one colour count once they have lasted (`lasted`)."""
     twins = health["near_duplicate_rate"] >= NEAR_DUPLICATE_ALARM and (
         best_diversity is not None or epoch >= WARMUP_EPOCHS
     )
     shrunk = health["diversity_ratio"] < DIVERSITY_ALARM and best_diversity is not None and best_diversity >= DIVERSE
-    return bool(twins or shrunk or crowded(modes, epoch))
+    lasting = any(lasted(modes, key, epoch) for key in ("crowded_since", "one_colour_since"))
+    return bool(twins or shrunk or lasting)
 
 
 def better(health: dict, modes: dict, best: dict | None) -> bool:
     """Whether this epoch's samples make a better best.pt than `best` ({"epoch", "diversity_ratio"}, None: no
-    epoch has qualified yet): more diverse, with no twins and no shrunk spread (`alike`), and not crowded into a
-    few bins (modes: `follow_modes`, this epoch's included), for diversity alone would favour varied samples
-    of a collapse without twins."""
+    epoch has qualified yet): more diverse, with no twins and no shrunk spread (`alike`), neither crowded into a
+    few bins nor in one colour (modes: `follow_modes`, this epoch's included), for diversity alone would favour
+    varied samples of a collapse without twins."""
     return (
         not health["alike"]
         and modes["crowded_since"] is None
+        and modes.get("one_colour_since") is None
         and (best is None or health["diversity_ratio"] > best["diversity_ratio"])
     )
 
@@ -147,5 +170,10 @@ def describe(m: dict, modes: dict | None = None) -> str:
         text += (
             f"; since epoch {modes['crowded_since']} crowded into a few of the training sprites' bins "
             f"(mode coverage {m['mode_coverage']:.2f}, alarm at {CROWDED} or below for {CROWDED_EPOCHS} epochs)"
+        )
+    if modes and modes.get("one_colour_since") is not None:
+        text += (
+            f"; since epoch {modes['one_colour_since']} every creature much the same colour "
+            f"(colour spread {m['colour_spread']:.2f}, alarm below {ONE_COLOUR} for {CROWDED_EPOCHS} epochs)"
         )
     return text

@@ -76,20 +76,26 @@ def test_mode_coverage_falls_when_varied_samples_crowd_into_a_few_of_the_trainin
     assert crowded["mode_coverage"] < 0.15 and not crowded["alike"] and crowded["diversity_ratio"] > 0.7
 
 
+def first_alarm(coverages, every=10, colours=None):
+    """The epoch at which the alarm first trips on samples measured every `every` epochs with these mode coverages
+    and colour spreads (1.0, as varied as real sprites, where not given); None if it never does."""
+    from dcgan.train.watch import collapsed, follow_modes
+
+    modes, health = None, {"diversity_ratio": 0.9, "near_duplicate_rate": 0.0}
+    for i, coverage in enumerate(coverages):
+        epoch = (i + 1) * every
+        measured = {**health, "mode_coverage": coverage, "colour_spread": colours[i] if colours else 1.0}
+        modes = follow_modes(modes, measured, epoch)
+        if collapsed(measured, 0.9, epoch, modes):
+            return epoch
+    return None
+
+
 def test_crowding_trips_the_alarm_only_when_it_lasts_after_the_samples_have_spread():
     """Mode coverage every 10 epochs as measured on two width-54 runs: a healthy one (seed 6) that crowds while
     its samples take colour, then spreads again, and the one-batch run (--d-joint-batch) whose creatures all took
     one colour and one texture."""
-    from dcgan.train.watch import CROWDED_EPOCHS, collapsed, crowded, follow_modes
-
-    def first_alarm(coverages, every=10):
-        modes, health = None, {"diversity_ratio": 0.9, "near_duplicate_rate": 0.0}
-        for i, coverage in enumerate(coverages):
-            epoch = (i + 1) * every
-            modes = follow_modes(modes, coverage, epoch)
-            if collapsed({**health, "mode_coverage": coverage}, 0.9, epoch, modes):
-                return epoch
-        return None
+    from dcgan.train.watch import CROWDED_EPOCHS, follow_modes, lasted
 
     healthy = [0.05, 0.07, 0.44, 0.44, 0.30, 0.23, 0.23, 0.30, 0.44, 0.57, 0.65, 0.68, 0.68]
     one_batch = [0.07, 0.16, 0.71, 0.79, 0.41, 0.18, 0.13, 0.13, 0.11]
@@ -98,18 +104,43 @@ def test_crowding_trips_the_alarm_only_when_it_lasts_after_the_samples_have_spre
     assert first_alarm([0.05] * 30) is None  # never spread: a slow start
     brief = [0.05] * 5 + [0.5] * 2 + [0.15] * (CROWDED_EPOCHS // 5) + [0.3] * 10  # every 5 epochs
     assert first_alarm(brief, every=5) is None
-    modes = follow_modes(follow_modes({"best": 0.7, "crowded_since": None}, 0.1, 40), 0.1, 40 + CROWDED_EPOCHS)
-    assert modes == {"best": 0.7, "crowded_since": 40} and crowded(modes, 40 + CROWDED_EPOCHS)
-    assert follow_modes(modes, 0.3, 70)["crowded_since"] is None  # spread again: the count starts over
+    modes = {"best": 0.7, "crowded_since": None, "one_colour_since": None}
+    for epoch in (40, 40 + CROWDED_EPOCHS):
+        modes = follow_modes(modes, {"mode_coverage": 0.1, "colour_spread": 1.0}, epoch)
+    assert modes == {"best": 0.7, "crowded_since": 40, "one_colour_since": None}
+    assert lasted(modes, "crowded_since", 40 + CROWDED_EPOCHS)
+    spread_again = follow_modes(modes, {"mode_coverage": 0.3, "colour_spread": 1.0}, 70)
+    assert spread_again["crowded_since"] is None  # the count starts over
+    old = follow_modes({"best": 0.7, "crowded_since": 40}, {"mode_coverage": 0.1, "colour_spread": 0.2}, 70)
+    assert old == {"best": 0.7, "crowded_since": 40, "one_colour_since": 70}  # a history saved before colours
 
 
-def test_best_checkpoint_skips_alike_and_crowded_samples_however_varied():
+def test_one_colour_trips_the_alarm_only_when_it_lasts_past_the_epoch_healthy_runs_take_colour():
+    """Colour spread every 10 epochs as measured: the spectral-norm run (--d-norm spectral --loss hinge, width 48)
+    whose creatures were all one beige, while their shapes still spread over the bins (mode coverage 0.24-0.36),
+    and the healthy run that took colour slowest (width 54, seed 6, EMA half-life 40,000)."""
+    from dcgan.train.watch import CROWDED_EPOCHS, ONE_COLOUR_FROM, describe, follow_modes
+
+    spectral = [0.15, 0.26, 0.32, 0.32, 0.29, 0.22, 0.21, 0.20, 0.20, 0.20]
+    slowest = [0.03, 0.05, 0.12, 0.23, 0.38, 0.47, 0.50, 0.49, 0.47, 0.51, 0.58, 0.68, 0.76, 0.82, 0.89]
+    coverage = [0.3] * 15  # spread over the bins throughout: the crowding rule stays silent
+    assert first_alarm(coverage[: len(spectral)], colours=spectral) == ONE_COLOUR_FROM + (CROWDED_EPOCHS + 9) // 10 * 10
+    assert first_alarm(coverage, colours=slowest) is None
+    assert first_alarm(coverage[:5], colours=[0.05] * 5) is None  # no colour yet at epoch 50: a slow start
+    health = {"near_duplicate_rate": 0.0, "diversity_ratio": 0.7, "mode_coverage": 0.3, "colour_spread": 0.2}
+    modes = follow_modes(None, health, ONE_COLOUR_FROM)
+    assert f"since epoch {ONE_COLOUR_FROM} every creature much the same colour" in describe(health, modes)
+
+
+def test_best_checkpoint_skips_alike_crowded_and_one_colour_samples_however_varied():
     from dcgan.train.watch import better
 
     best = {"epoch": 40, "diversity_ratio": 0.9}
-    spread, crowded = {"best": 0.7, "crowded_since": None}, {"best": 0.7, "crowded_since": 60}
+    spread = {"best": 0.7, "crowded_since": None, "one_colour_since": None}
+    crowded, one_colour = {**spread, "crowded_since": 60}, {**spread, "one_colour_since": 60}
     varied = {"diversity_ratio": 0.95, "alike": False}
     assert better(varied, spread, best) and better(varied, spread, None)
     assert not better({**varied, "diversity_ratio": 0.85}, spread, best)
-    assert not better(varied, crowded, best) and not better(varied, crowded, None)
+    for stuck in (crowded, one_colour):
+        assert not better(varied, stuck, best) and not better(varied, stuck, None)
     assert not better({**varied, "alike": True}, spread, None)
