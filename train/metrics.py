@@ -270,7 +270,7 @@ class Reference:
         self.train_bins = bin_counts(t, self.centres)
         self.features = RandomFeatures()
         self.kid_train = self.features(train)
-        self.memo = float(nearest_distances(h, t).mean())
+        self.holdout_nearest = float(nearest_distances(h, t).mean())  # unseen sprites to their nearest training one
         self.floors = {
             "diversity_ratio": mean_pairwise_distance(h) / self.train_spread,
             "near_duplicate_rate": self.near_duplicates(h),
@@ -319,7 +319,7 @@ class Reference:
             "near_duplicate_rate": at_holdout_size(g, self.near_duplicates, "near_duplicate_rate"),
             "ndb": at_holdout_size(g, self.ndb, "ndb"),
             "jsd": at_holdout_size(g, self.jsd, "jsd"),
-            "memorisation_ratio": float(nearest_distances(g, self.train_features).mean()) / self.memo,
+            "memorisation_ratio": float(nearest_distances(g, self.train_features).mean()) / self.holdout_nearest,
             "kid": kid(self.features(generated), self.kid_train),
             "ms_ssim": mean_ms_ssim(generated, seed=self.seed),
             "colour_spread": mean_pairwise_distance(sprite_colours(generated)) / self.colour_spread,
