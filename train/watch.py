@@ -9,8 +9,8 @@ A generator can also collapse without twins: every creature a different shape, b
 texture. Its samples then crowd into a few of the k-means bins the training sprites fill (dcgan-eval's NDB
 bins), which `mode_coverage` counts; the alarm trips when they stay crowded for CROWDED_EPOCHS (`follow_modes`).
 Or every creature takes one colour while its shapes still spread over the bins (colour collapse): the alarm trips
-when the spread of the samples' mean colours stays low for as long, past the epoch by which healthy runs have
-taken colour (ONE_COLOUR_FROM).
+when the spread of the samples' mean colours stays low for ONE_COLOUR_EPOCHS, past the epoch by which healthy runs
+have taken colour (ONE_COLOUR_FROM).
 """
 
 from __future__ import annotations
@@ -42,18 +42,20 @@ DIVERSITY_ALARM = 0.5  # mean pairwise distance over the real sprites'; real spr
 WARMUP_EPOCHS = 10
 DIVERSE = 0.8  # a spread the samples must have reached before a fall below DIVERSITY_ALARM counts
 MODE_BINS = 40  # k-means bins of the training sprites that mode coverage counts in: dcgan-eval's NDB bins
-# Healthy runs crowd for a while too, as their samples take colour: the width-54 recipe's fell to about 0.2 around
-# epochs 55-70 (seed 6) and rose past 0.6 by epoch 110. Crowding counts once the samples have spread (MODES_SPREAD)
-# and only when it lasts: the one-batch run (--d-joint-batch, seed 0) stayed at 0.11-0.18 from epoch 60 on.
+# Healthy runs crowd for a while too, as their samples take colour: the width-54 recipe's fell to 0.23 at epochs
+# 60-70 (seed 6) and to 0.15-0.19 at epochs 60-80 (seed 9), and rose past 0.6 by epoch 110. Crowding counts once the
+# samples have spread (MODES_SPREAD) and only when it lasts longer than seed 9's 25 epochs: the one-batch run
+# (--d-joint-batch, seed 0) stayed at 0.11-0.18 from epoch 60 on.
 MODES_SPREAD = 0.4  # mode coverage the samples must have reached before crowding counts
 CROWDED = 0.2  # mode coverage at or below which the samples are crowded into a few bins
-CROWDED_EPOCHS = 25  # how long they must stay crowded (or in one colour, below) for the alarm
+CROWDED_EPOCHS = 30  # how long they must stay crowded for the alarm
 # Healthy runs also pass through a phase in which every creature has much the same colour (the width-54 recipe's
 # colour spread: 0.23-0.47 at epoch 40), and take colour after it: 0.45 or more from epoch 60 on in every healthy run
 # measured. A spectral-norm run (--d-norm spectral --loss hinge) stayed at 0.19-0.24 from epoch 56 to 108, every
 # creature one beige, while its shapes still spread over the bins.
 ONE_COLOUR_FROM = 60  # the epoch from which a low colour spread counts
 ONE_COLOUR = 0.35  # colour spread (over the training sprites') below which the samples are in one colour
+ONE_COLOUR_EPOCHS = 25  # how long they must stay in one colour for the alarm
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,11 @@ def follow_modes(modes: dict | None, health: dict, epoch: int) -> dict:
 
 
 def lasted(modes: dict | None, key: str, epoch: int) -> bool:
-    """Whether the state `key` of `follow_modes` ("crowded_since", "one_colour_since") has lasted CROWDED_EPOCHS."""
+    """Whether the state `key` of `follow_modes` has lasted long enough for the alarm: "crowded_since" for
+    CROWDED_EPOCHS, "one_colour_since" for ONE_COLOUR_EPOCHS."""
     since = modes.get(key) if modes else None
-    return since is not None and epoch - since >= CROWDED_EPOCHS
+    epochs = {"crowded_since": CROWDED_EPOCHS, "one_colour_since": ONE_COLOUR_EPOCHS}[key]
+    return since is not None and epoch - since >= epochs
 
 
 def collapsed(health: dict, best_diversity: float | None, epoch: int, modes: dict | None = None) -> bool:
@@ -175,6 +179,6 @@ def describe(m: dict, modes: dict | None = None) -> str:
     if modes and modes.get("one_colour_since") is not None:
         text += (
             f"; since epoch {modes['one_colour_since']} every creature much the same colour "
-            f"(colour spread {m['colour_spread']:.2f}, alarm below {ONE_COLOUR} for {CROWDED_EPOCHS} epochs)"
+            f"(colour spread {m['colour_spread']:.2f}, alarm below {ONE_COLOUR} for {ONE_COLOUR_EPOCHS} epochs)"
         )
     return text

@@ -94,12 +94,34 @@ def first_alarm(coverages, every=10, colours=None):
 def test_crowding_trips_the_alarm_only_when_it_lasts_after_the_samples_have_spread():
     """Mode coverage every 10 epochs as measured on two width-54 runs: a healthy one (seed 6) that crowds while
     its samples take colour, then spreads again, and the one-batch run (--d-joint-batch) whose creatures all took
-    one colour and one texture."""
+    one colour and one texture; and every 5 epochs, the healthy run that crowded longest (seed 9, crowded for 25
+    epochs from epoch 60)."""
     from dcgan.train.watch import CROWDED_EPOCHS, follow_modes, lasted
 
     healthy = [0.05, 0.07, 0.44, 0.44, 0.30, 0.23, 0.23, 0.30, 0.44, 0.57, 0.65, 0.68, 0.68]
     one_batch = [0.07, 0.16, 0.71, 0.79, 0.41, 0.18, 0.13, 0.13, 0.11]
     assert first_alarm(healthy) is None
+    seed_9 = [
+        0.05,
+        0.05,
+        0.06,
+        0.15,
+        0.56,
+        0.57,
+        0.56,
+        0.51,
+        0.42,
+        0.31,
+        0.22,
+        0.18,
+        0.16,
+        0.15,
+        0.17,
+        0.19,
+        0.23,
+        0.29,
+    ]
+    assert first_alarm(seed_9, every=5) is None
     assert first_alarm(one_batch) == 60 + (CROWDED_EPOCHS + 9) // 10 * 10  # crowded since epoch 60
     assert first_alarm([0.05] * 30) is None  # never spread: a slow start
     brief = [0.05] * 5 + [0.5] * 2 + [0.15] * (CROWDED_EPOCHS // 5) + [0.3] * 10  # every 5 epochs
@@ -119,12 +141,14 @@ def test_one_colour_trips_the_alarm_only_when_it_lasts_past_the_epoch_healthy_ru
     """Colour spread every 10 epochs as measured: the spectral-norm run (--d-norm spectral --loss hinge, width 48)
     whose creatures were all one beige, while their shapes still spread over the bins (mode coverage 0.24-0.47),
     and the healthy run that took colour slowest (width 54, seed 6, EMA half-life 40,000)."""
-    from dcgan.train.watch import CROWDED_EPOCHS, ONE_COLOUR_FROM, describe, follow_modes
+    from dcgan.train.watch import ONE_COLOUR_EPOCHS, ONE_COLOUR_FROM, describe, follow_modes
 
     spectral = [0.15, 0.26, 0.32, 0.32, 0.29, 0.22, 0.21, 0.20, 0.19, 0.19]
     slowest = [0.03, 0.05, 0.12, 0.23, 0.38, 0.47, 0.50, 0.49, 0.47, 0.51, 0.58, 0.68, 0.76, 0.82, 0.89]
     coverage = [0.3] * 15  # spread over the bins throughout: the crowding rule stays silent
-    assert first_alarm(coverage[: len(spectral)], colours=spectral) == ONE_COLOUR_FROM + (CROWDED_EPOCHS + 9) // 10 * 10
+    assert (
+        first_alarm(coverage[: len(spectral)], colours=spectral) == ONE_COLOUR_FROM + (ONE_COLOUR_EPOCHS + 9) // 10 * 10
+    )
     assert first_alarm(coverage, colours=slowest) is None
     assert first_alarm(coverage[:5], colours=[0.05] * 5) is None  # no colour yet at epoch 50: a slow start
     health = {"near_duplicate_rate": 0.0, "diversity_ratio": 0.7, "mode_coverage": 0.3, "colour_spread": 0.2}
