@@ -140,7 +140,8 @@ def test_crowding_trips_the_alarm_only_when_it_lasts_after_the_samples_have_spre
 def test_one_colour_trips_the_alarm_only_when_it_lasts_past_the_epoch_healthy_runs_take_colour():
     """Colour spread every 10 epochs as measured: the spectral-norm run (--d-norm spectral --loss hinge, width 48)
     whose creatures were all one beige, while their shapes still spread over the bins (mode coverage 0.24-0.47),
-    and the healthy run that took colour slowest (width 54, seed 6, EMA half-life 40,000)."""
+    and the healthy run that took colour slowest (width 54, seed 6, EMA half-life 40,000); and every 5 epochs,
+    the healthy run whose colour dipped lowest after epoch 60 (seed 9)."""
     from dcgan.train.watch import ONE_COLOUR_EPOCHS, ONE_COLOUR_FROM, describe, follow_modes
 
     spectral = [0.15, 0.26, 0.32, 0.32, 0.29, 0.22, 0.21, 0.20, 0.19, 0.19]
@@ -150,6 +151,8 @@ def test_one_colour_trips_the_alarm_only_when_it_lasts_past_the_epoch_healthy_ru
         first_alarm(coverage[: len(spectral)], colours=spectral) == ONE_COLOUR_FROM + (ONE_COLOUR_EPOCHS + 9) // 10 * 10
     )
     assert first_alarm(coverage, colours=slowest) is None
+    seed_9 = [0.02, 0.04, 0.04, 0.07, 0.16, 0.25, 0.3, 0.36, 0.43, 0.48, 0.46, 0.43, 0.4, 0.39, 0.41, 0.45, 0.52, 0.59]
+    assert first_alarm([0.3] * len(seed_9), every=5, colours=seed_9) is None  # the lowest healthy reading past 60
     assert first_alarm(coverage[:5], colours=[0.05] * 5) is None  # no colour yet at epoch 50: a slow start
     health = {"near_duplicate_rate": 0.0, "diversity_ratio": 0.7, "mode_coverage": 0.3, "colour_spread": 0.2}
     modes = follow_modes(None, health, ONE_COLOUR_FROM)
