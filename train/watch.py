@@ -160,7 +160,7 @@ def better(health: dict, modes: dict, best: dict | None) -> bool:
     return (
         not health["alike"]
         and modes["crowded_since"] is None
-        and modes.get("one_colour_since") is None
+        and modes["one_colour_since"] is None
         and (best is None or health["diversity_ratio"] > best["diversity_ratio"])
     )
 
@@ -176,7 +176,7 @@ def describe(m: dict, modes: dict | None = None) -> str:
             f"; since epoch {modes['crowded_since']} crowded into a few of the training sprites' bins "
             f"(mode coverage {m['mode_coverage']:.2f}, alarm at {CROWDED} or below for {CROWDED_EPOCHS} epochs)"
         )
-    if modes and modes.get("one_colour_since") is not None:
+    if modes and modes["one_colour_since"] is not None:
         text += (
             f"; since epoch {modes['one_colour_since']} every creature much the same colour "
             f"(colour spread {m['colour_spread']:.2f}, alarm below {ONE_COLOUR} for {ONE_COLOUR_EPOCHS} epochs)"
