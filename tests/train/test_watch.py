@@ -101,26 +101,8 @@ def test_crowding_trips_the_alarm_only_when_it_lasts_after_the_samples_have_spre
     healthy = [0.05, 0.07, 0.44, 0.44, 0.30, 0.23, 0.23, 0.30, 0.44, 0.57, 0.65, 0.68, 0.68]
     one_batch = [0.07, 0.16, 0.71, 0.79, 0.41, 0.18, 0.13, 0.13, 0.11]
     assert first_alarm(healthy) is None
-    seed_9 = [
-        0.05,
-        0.05,
-        0.06,
-        0.15,
-        0.56,
-        0.57,
-        0.56,
-        0.51,
-        0.42,
-        0.31,
-        0.22,
-        0.18,
-        0.16,
-        0.15,
-        0.17,
-        0.19,
-        0.23,
-        0.29,
-    ]
+    seed_9 = [0.05, 0.05, 0.06, 0.15, 0.56, 0.57, 0.56, 0.51, 0.42, 0.31, 0.22, 0.18,
+              0.16, 0.15, 0.17, 0.19, 0.23, 0.29]  # fmt: skip
     assert first_alarm(seed_9, every=5) is None
     assert first_alarm(one_batch) == 60 + (CROWDED_EPOCHS + 9) // 10 * 10  # crowded since epoch 60
     assert first_alarm([0.05] * 30) is None  # never spread: a slow start
