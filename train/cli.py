@@ -19,8 +19,8 @@ M, T = ModelConfig(), TrainConfig()  # the single source of defaults
 TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install '.[train]')"
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
-    "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "lecam", "ada_target", "g_init", "d_norm",
-    "mbstd_group", "even_upsampling", "d_joint_batch",
+    "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "lecam", "label_smoothing", "ada_target",
+    "g_init", "d_norm", "mbstd_group", "even_upsampling", "d_joint_batch",
 )  # fmt: skip
 
 
@@ -128,6 +128,13 @@ def check_new_run_dir(path: Path) -> None:
     "of generated ones, and vice versa, against a discriminator that overfits few images (Tseng et al. 2021); 0: off.",
 )
 @click.option(
+    "--label-smoothing",
+    type=click.FloatRange(min=0, max=0.5, max_open=True),
+    default=T.label_smoothing,
+    help="One-sided label smoothing with --loss bce: D's target for real sprites is 1 minus this (Salimans et al. "
+    "2016, who use 0.1), which caps D's confidence about them; 0: off.",
+)
+@click.option(
     "--ada-target",
     type=click.FloatRange(min=0, max=1, max_open=True),
     default=T.ada_target,
@@ -214,6 +221,7 @@ def main(
     gp_weight,
     r1,
     lecam,
+    label_smoothing,
     ada_target,
     g_init,
     even_upsampling,
@@ -261,8 +269,9 @@ def main(
         model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm, mbstd_group=mbstd_group)
         train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
                      flip=flip, sample_every=sample_every, keep_every=keep_every, loss=loss, gp_weight=gp_weight,
-                     r1=r1, lecam=lecam, ada_target=ada_target, g_init=g_init, even_upsampling=even_upsampling,
-                     d_joint_batch=d_joint_batch, diffaugment=diffaugment, ema_half_life=ema_half_life,
+                     r1=r1, lecam=lecam, label_smoothing=label_smoothing, ada_target=ada_target, g_init=g_init,
+                     even_upsampling=even_upsampling, d_joint_batch=d_joint_batch, diffaugment=diffaugment,
+                     ema_half_life=ema_half_life,
                      epochs=epochs or T.epochs)  # fmt: skip
         for key, value in PRESETS[preset].items():  # a preset fills in what the command line left at default
             if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
@@ -270,6 +279,8 @@ def main(
         if train["loss"] == "wgan-gp" and model["d_norm"].endswith("batch"):
             raise click.UsageError("--loss wgan-gp penalises each sample's gradient, which batch norm mixes; "
                                    "use --d-norm none or spectral")  # fmt: skip
+        if train["label_smoothing"] and train["loss"] != "bce":
+            raise click.UsageError("--label-smoothing sets the target of --loss bce; hinge and wgan-gp have none")
         if train["d_joint_batch"] and model["mbstd_group"]:
             raise click.UsageError("--mbstd-group with --d-joint-batch puts real and generated sprites in the same "
                                    "groups, so their spread cannot tell them apart; use one or the other")  # fmt: skip

@@ -96,6 +96,9 @@ class TrainConfig:
     # being moving averages of D's mean scores; keeps a discriminator on little data from drifting to ever more
     # confident scores; 0: off
     lecam: float = 0.0
+    # one-sided label smoothing (Salimans et al. 2016), --loss bce only: D's target for real sprites is
+    # 1 - label_smoothing instead of 1, which caps how confident D gets about them; 0: off
+    label_smoothing: float = 0.0
     # adaptive augmentation (Karras et al. 2020): geometric transforms with a probability that rises while
     # r = E[sign D(x)] over the real sprites is above this target, and falls while it is below; the paper's 0.6
     # means 80% of them scored above 0; 0: off
@@ -119,6 +122,10 @@ class TrainConfig:
             raise ValueError(f"r1 must be 0 (off) or a positive weight, got {self.r1}")
         if self.lecam < 0:
             raise ValueError(f"lecam must be 0 (off) or a positive weight, got {self.lecam}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be 0 (off) or below 0.5, got {self.label_smoothing}")
+        if self.label_smoothing and self.loss != "bce":
+            raise ValueError(f"label_smoothing needs loss 'bce', got {self.loss!r}")
         if not 0 <= self.ada_target < 1:
             raise ValueError(f"ada_target must be 0 (off) or a target below 1, got {self.ada_target}")
 

@@ -70,12 +70,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def discriminator_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """Discriminator loss on raw scores (logits) of real and generated sprites; lower is better for D."""
+def discriminator_loss(
+    loss: str, d_real: torch.Tensor, d_fake: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Discriminator loss on raw scores (logits) of real and generated sprites; lower is better for D.
+    `label_smoothing` (bce only): real sprites' target is 1 - label_smoothing instead of 1 (one-sided)."""
     if loss == "hinge":
         return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
     if loss == "bce":
-        return F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + F.binary_cross_entropy_with_logits(
+        real_target = torch.full_like(d_real, 1.0 - label_smoothing)
+        return F.binary_cross_entropy_with_logits(d_real, real_target) + F.binary_cross_entropy_with_logits(
             d_fake, torch.zeros_like(d_fake)
         )
     if loss == "wgan-gp":  # the critic's Wasserstein estimate, negated; the penalty is added by the caller
@@ -219,7 +223,7 @@ class Trainer:
                 real_in = real_in.detach().requires_grad_(True)
             fake_in = augment(fake.detach())
             d_real, d_fake = self.score(real_in, fake_in)
-            loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake)
+            loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake, self.cfg.label_smoothing)
         if self.cfg.loss == "wgan-gp":
             loss_d = loss_d + self.cfg.gp_weight * self.gradient_penalty(real_in, fake_in)
         if self.cfg.r1:

@@ -33,6 +33,35 @@ def test_bce_is_the_non_saturating_loss():
     assert generator_loss("bce", FAKE).item() == pytest.approx(softplus(-FAKE).mean().item())
 
 
+def test_label_smoothing_moves_d_s_best_real_score_to_the_smoothed_target():
+    """BCE's gradient in a real score s is sigmoid(s) - target: with smoothing 0.1, D gains nothing by scoring a
+    real sprite past logit(0.9) = log 9, and is pushed back when it does; generated sprites' targets stay 0."""
+    at_target = torch.tensor([9.0]).log().requires_grad_(True)
+    discriminator_loss("bce", at_target, FAKE, label_smoothing=0.1).backward()
+    assert at_target.grad.item() == pytest.approx(0.0, abs=1e-6)
+    confident = torch.tensor([6.0]).requires_grad_(True)
+    discriminator_loss("bce", confident, FAKE, label_smoothing=0.1).backward()
+    assert confident.grad.item() > 0  # descending the loss lowers an over-confident real score
+    fake = FAKE.clone().requires_grad_(True)
+    discriminator_loss("bce", REAL, fake, label_smoothing=0.1).backward()
+    assert fake.grad.tolist() == pytest.approx((torch.sigmoid(FAKE) / 3).tolist())
+    assert (
+        discriminator_loss("bce", REAL, FAKE, label_smoothing=0.0).item()
+        == discriminator_loss("bce", REAL, FAKE).item()
+    )
+
+
+def test_label_smoothing_without_bce_is_refused(make_sprites, tmp_path):
+    args = ["--data", make_sprites(4), "--out", tmp_path / "run", "--loss", "hinge", "--label-smoothing", "0.1"]
+    result = CliRunner().invoke(train_main, [*map(str, args), "-q"])
+    assert result.exit_code == 2 and "--label-smoothing" in result.output
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(loss="hinge", label_smoothing=0.1)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=0.5)
+
+
 def test_wasserstein_loss_is_the_score_gap():
     assert discriminator_loss("wgan-gp", REAL, FAKE).item() == pytest.approx(FAKE.mean() - REAL.mean())
     assert generator_loss("wgan-gp", FAKE).item() == pytest.approx(-FAKE.mean())
@@ -202,6 +231,14 @@ def train_whole_and_resumed(make_sprites, tmp_path, option: list[str]) -> tuple[
     for name, tensor in a["discriminator"].items():
         assert torch.equal(tensor, b["discriminator"][name]), name
     return a, b
+
+
+def test_label_smoothing_is_recorded_and_stays_on_resume(make_sprites, tmp_path):
+    a, b = train_whole_and_resumed(make_sprites, tmp_path, ["--label-smoothing", "0.1"])
+    assert a["train_config"]["label_smoothing"] == b["train_config"]["label_smoothing"] == 0.1
+    args = ["--resume", str(tmp_path / "a"), "--epochs", "3", "--label-smoothing", "0", "-q"]
+    refused = CliRunner().invoke(train_main, args)
+    assert refused.exit_code == 2 and "--label-smoothing" in refused.output
 
 
 def test_lecam_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_path):
