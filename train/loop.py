@@ -395,14 +395,15 @@ def fit(
             health = watcher.measure(samples)
             best_diversity = trainer.best["diversity_ratio"] if trainer.best else None
             trainer.modes = watch.follow_modes(trainer.modes, health, trainer.epoch)
-            collapse = watch.collapsed(health, best_diversity, trainer.epoch, trainer.modes)
+            tripped = watch.alarms(health, best_diversity, trainer.epoch, trainer.modes)
+            collapse = bool(tripped)
             since = {k: trainer.modes[k] for k in ("crowded_since", "one_colour_since")}
             record.update(health, **since, collapse=collapse)
             record["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if collapse:
-                msg = f"MODE COLLAPSE at epoch {trainer.epoch}: {watch.describe(health, trainer.modes)}"
+                msg = f"MODE COLLAPSE at epoch {trainer.epoch}: {watch.describe(health, trainer.modes, tripped)}"
                 echo(click.style(msg, fg="red", bold=True))
             elif watch.better(health, trainer.modes, trainer.best):
                 trainer.best = {"epoch": trainer.epoch, "diversity_ratio": health["diversity_ratio"]}

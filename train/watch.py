@@ -56,6 +56,7 @@ CROWDED_EPOCHS = 30  # how long they must stay crowded for the alarm
 ONE_COLOUR_FROM = 60  # the epoch from which a low colour spread counts
 ONE_COLOUR = 0.3  # colour spread (over the training sprites') below which the samples are in one colour
 ONE_COLOUR_EPOCHS = 25  # how long they must stay in one colour for the alarm
+RULES = ("twins", "shrunk", "crowded", "one colour")  # the alarm's rules (`alarms`), in the order it reports them
 
 
 @dataclass(frozen=True)
@@ -136,20 +137,25 @@ def lasted(modes: dict | None, key: str, epoch: int) -> bool:
     return since is not None and epoch - since >= epochs
 
 
-def collapsed(health: dict, best_diversity: float | None, epoch: int, modes: dict | None = None) -> bool:
-    """The alarm, given the best diversity ratio of earlier samples that passed (None: none has yet) and the
-    mode-coverage history (`follow_modes`, this epoch's included).
+def alarms(health: dict, best_diversity: float | None, epoch: int, modes: dict | None = None) -> list[str]:
+    """The alarm's rules that this epoch's samples trip (RULES, in that order; none: healthy), given the best
+    diversity ratio of earlier samples that passed (None: none has yet) and the mode-coverage history
+    (`follow_modes`, this epoch's included).
 
     Twins count once past the warm-up, or once samples have passed. A low spread counts only after the
     samples were clearly diverse (DIVERSE): a slow start is not collapse. (On the article preset's run the
     spread hovered around 0.5 while its samples formed, epochs 8-29, with no twins, then rose past 1.0 by epoch 75.)
     Crowding and one colour count once they have lasted (`lasted`)."""
-    twins = health["near_duplicate_rate"] >= NEAR_DUPLICATE_ALARM and (
-        best_diversity is not None or epoch >= WARMUP_EPOCHS
-    )
-    shrunk = health["diversity_ratio"] < DIVERSITY_ALARM and best_diversity is not None and best_diversity >= DIVERSE
-    lasting = any(lasted(modes, key, epoch) for key in ("crowded_since", "one_colour_since"))
-    return bool(twins or shrunk or lasting)
+    tripped = {
+        "twins": health["near_duplicate_rate"] >= NEAR_DUPLICATE_ALARM
+        and (best_diversity is not None or epoch >= WARMUP_EPOCHS),
+        "shrunk": health["diversity_ratio"] < DIVERSITY_ALARM
+        and best_diversity is not None
+        and best_diversity >= DIVERSE,
+        "crowded": lasted(modes, "crowded_since", epoch),
+        "one colour": lasted(modes, "one_colour_since", epoch),
+    }
+    return [rule for rule in RULES if tripped[rule]]
 
 
 def better(health: dict, modes: dict, best: dict | None) -> bool:
@@ -165,20 +171,23 @@ def better(health: dict, modes: dict, best: dict | None) -> bool:
     )
 
 
-def describe(m: dict, modes: dict | None = None) -> str:
-    text = (
-        f"{m['near_duplicate_rate']:.0%} of samples have a twin closer than any two real sprites "
-        f"(alarm at {NEAR_DUPLICATE_ALARM:.0%}), diversity {m['diversity_ratio']:.2f} of the real sprites' "
-        f"(alarm below {DIVERSITY_ALARM})"
-    )
+def describe(m: dict, modes: dict | None = None, tripped: list[str] | tuple[str, ...] = ()) -> str:
+    """The watch's reading in words: first the rules in `tripped` (from `alarms`), then the others' figures."""
+    parts = {
+        "twins": f"{m['near_duplicate_rate']:.0%} of samples have a twin closer than any two real sprites "
+        f"(alarm at {NEAR_DUPLICATE_ALARM:.0%})",
+        "shrunk": f"diversity {m['diversity_ratio']:.2f} of the real sprites' (alarm below {DIVERSITY_ALARM})",
+    }
     if modes and modes["crowded_since"] is not None:
-        text += (
-            f"; since epoch {modes['crowded_since']} crowded into a few of the training sprites' bins "
+        parts["crowded"] = (
+            f"since epoch {modes['crowded_since']} crowded into a few of the training sprites' bins "
             f"(mode coverage {m['mode_coverage']:.2f}, alarm at {CROWDED} or below for {CROWDED_EPOCHS} epochs)"
         )
     if modes and modes["one_colour_since"] is not None:
-        text += (
-            f"; since epoch {modes['one_colour_since']} every creature much the same colour "
+        parts["one colour"] = (
+            f"since epoch {modes['one_colour_since']} every creature much the same colour "
             f"(colour spread {m['colour_spread']:.2f}, alarm below {ONE_COLOUR} for {ONE_COLOUR_EPOCHS} epochs)"
         )
-    return text
+    first = [parts[rule] for rule in RULES if rule in tripped and rule in parts]
+    rest = [text for rule, text in parts.items() if rule not in tripped]
+    return "; ".join(first + rest)

@@ -20,16 +20,34 @@ def test_real_looking_samples_pass_and_twins_trip_the_alarm():
 
 
 def test_alarm_rules_ignore_a_slow_start_but_not_twins_or_a_shrinking_spread():
-    from dcgan.train.watch import WARMUP_EPOCHS, collapsed
+    from dcgan.train.watch import WARMUP_EPOCHS, alarms
 
     slow = {"diversity_ratio": 0.3, "near_duplicate_rate": 0.0}
     twins = {"diversity_ratio": 0.9, "near_duplicate_rate": 0.6}
-    assert not collapsed(slow, best_diversity=None, epoch=50)  # never diverse yet: still forming
-    assert not collapsed(slow, best_diversity=0.55, epoch=50)  # only just passed: hovering, not collapse
-    assert collapsed(slow, best_diversity=1.0, epoch=50)  # was clearly diverse, now shrunk
-    assert not collapsed(twins, best_diversity=None, epoch=WARMUP_EPOCHS - 1)
-    assert collapsed(twins, best_diversity=None, epoch=WARMUP_EPOCHS)
-    assert collapsed(twins, best_diversity=0.6, epoch=1)
+    assert alarms(slow, best_diversity=None, epoch=50) == []  # never diverse yet: still forming
+    assert alarms(slow, best_diversity=0.55, epoch=50) == []  # only just passed: hovering, not collapse
+    assert alarms(slow, best_diversity=1.0, epoch=50) == ["shrunk"]  # was clearly diverse, now shrunk
+    assert alarms(twins, best_diversity=None, epoch=WARMUP_EPOCHS - 1) == []
+    assert alarms(twins, best_diversity=None, epoch=WARMUP_EPOCHS) == ["twins"]
+    assert alarms(twins, best_diversity=0.6, epoch=1) == ["twins"]
+    assert alarms({**slow, "near_duplicate_rate": 0.6}, best_diversity=1.0, epoch=50) == ["twins", "shrunk"]
+
+
+def test_the_alarm_message_leads_with_the_rule_that_tripped():
+    from dcgan.train.watch import ONE_COLOUR_FROM, alarms, describe, follow_modes
+
+    health = {"near_duplicate_rate": 0.0, "diversity_ratio": 0.9, "mode_coverage": 0.5, "colour_spread": 0.2}
+    modes = None
+    for epoch in range(ONE_COLOUR_FROM, ONE_COLOUR_FROM + 100, 5):
+        modes = follow_modes(modes, health, epoch)
+        tripped = alarms(health, 0.9, epoch, modes)
+        if tripped:
+            break
+    assert tripped == ["one colour"]
+    text = describe(health, modes, tripped)
+    assert text.startswith(f"since epoch {ONE_COLOUR_FROM} every creature much the same colour")
+    assert "0% of samples have a twin" in text and "diversity 0.90" in text  # the other figures follow
+    assert describe(health, modes).startswith("0% of samples have a twin")  # nothing tripped: the usual order
 
 
 def test_the_watch_records_line_art_against_the_training_sprites():
@@ -79,14 +97,14 @@ def test_mode_coverage_falls_when_varied_samples_crowd_into_a_few_of_the_trainin
 def first_alarm(coverages, every=10, colours=None):
     """The epoch at which the alarm first trips on samples measured every `every` epochs with these mode coverages
     and colour spreads (1.0, as varied as real sprites, where not given); None if it never does."""
-    from dcgan.train.watch import collapsed, follow_modes
+    from dcgan.train.watch import alarms, follow_modes
 
     modes, health = None, {"diversity_ratio": 0.9, "near_duplicate_rate": 0.0}
     for i, coverage in enumerate(coverages):
         epoch = (i + 1) * every
         measured = {**health, "mode_coverage": coverage, "colour_spread": colours[i] if colours else 1.0}
         modes = follow_modes(modes, measured, epoch)
-        if collapsed(measured, 0.9, epoch, modes):
+        if alarms(measured, 0.9, epoch, modes):
             return epoch
     return None
 
