@@ -161,15 +161,20 @@ def effective_bins(counts: np.ndarray) -> float:
     return float(np.exp(-(q * np.log(q)).sum()))
 
 
-def ndb(reference: np.ndarray, sample: np.ndarray, z: float = 1.96) -> int:
-    """Number of statistically different bins (Richardson & Weiss 2018): two-proportion z-test at 95%."""
+def different_bins(reference: np.ndarray, sample: np.ndarray, z: float = 1.96) -> np.ndarray:
+    """Per bin, whether the two histograms' shares differ: a two-proportion z-test, at 95% by default."""
     n1, n2 = reference.sum(), sample.sum()
     p1, p2 = reference / n1, sample / n2
     pooled = (reference + sample) / (n1 + n2)
     se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = np.where(se > 0, np.abs(p1 - p2) / se, 0.0)
-    return int((stat > z).sum())
+    return stat > z
+
+
+def ndb(reference: np.ndarray, sample: np.ndarray, z: float = 1.96) -> int:
+    """Number of statistically different bins (Richardson & Weiss 2018): `different_bins`, counted."""
+    return int(different_bins(reference, sample, z).sum())
 
 
 def bin_coverage(reference: np.ndarray, sample: np.ndarray, holdout: np.ndarray, at: int) -> list[dict]:
