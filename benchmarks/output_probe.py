@@ -9,7 +9,8 @@ NDB: the first table says which bins make it. The second scores copies of the ON
 convolution is changed for the RGB channels only (alpha, and so every silhouette, stays as it is): its weights
 multiplied by --scale (more or less contrast before the tanh) or a bias --shift added (darker below 0, paler
 above). A probe, not a recipe: it asks whether the bins the model misses are a matter of overall contrast or
-brightness. Tables to benchmarks/results/.
+brightness. A third table compares sizes: the share of sprites in each third of the training set's sizes (the
+share of opaque pixels), and the spread of the bounding box's longer side. Tables to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -37,6 +38,34 @@ def ndb_shares(reference: Reference, features: np.ndarray) -> np.ndarray:
     return hits / len(parts)
 
 
+def coverage(sprites: np.ndarray) -> np.ndarray:
+    """Per sprite, the share of its pixels that are opaque (alpha >= 128)."""
+    return (sprites[..., 3] >= 128).mean(axis=(1, 2))
+
+
+def extent(sprites: np.ndarray) -> np.ndarray:
+    """Per sprite, the longer side in pixels of the bounding box of its opaque pixels (0 for an empty sprite)."""
+    opaque = sprites[..., 3] >= 128
+    sides = [opaque.any(axis=axis) for axis in (2, 1)]  # rows, then columns, that hold an opaque pixel
+    spans = [
+        np.where(hit.any(axis=1), hit.shape[1] - hit[:, ::-1].argmax(axis=1) - hit.argmax(axis=1), 0) for hit in sides
+    ]
+    return np.maximum(*spans)
+
+
+def size_row(name: str, sprites: np.ndarray, edges: np.ndarray) -> str:
+    """A size-table row: shares in the training set's thirds of coverage, then extent at 10/50/90%."""
+    thirds = np.bincount(np.digitize(coverage(sprites), edges), minlength=3) / len(sprites)
+    spread = np.percentile(extent(sprites), [10, 50, 90])
+    return (
+        f"| {name} | "
+        + " | ".join(f"{share:.1%}" for share in thirds)
+        + " | "
+        + " / ".join(f"{v:.0f}" for v in spread)
+        + " |"
+    )
+
+
 def changed_output(model: Path, scale: float, shift: float, folder: Path) -> Path:
     """A copy of the ONNX generator whose last ConvTranspose has its RGB weights times `scale` and `shift` added."""
     graph = onnx.load(model)
@@ -55,16 +84,22 @@ def changed_output(model: Path, scale: float, shift: float, folder: Path) -> Pat
 
 
 @click.command()
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--holdout", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("-n", "count", default=3000, show_default=True, help="Sprites per setting.")
 @click.option("--first-seed", default=300000, show_default=True)
 @click.option("--scale", "scales", type=float, multiple=True, help="RGB weights of the last layer times this.")
 @click.option("--shift", "shifts", type=float, multiple=True, help="RGB bias added to the last layer.")
+@click.option("--live", is_flag=True, help="A checkpoint's trained generator instead of its EMA one.")
 @click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True)
-def main(model, data, holdout, count, first_seed, scales, shifts, out) -> None:
-    """Per-bin NDB of MODEL (an fp32 ONNX generator), then the same metrics with its output layer changed."""
+def main(model, data, holdout, count, first_seed, scales, shifts, live, out) -> None:
+    """Per-bin NDB and sizes of MODEL (a checkpoint or an fp32 ONNX generator), then, for an ONNX generator, the
+    same metrics with its output layer changed."""
+    if (scales or shifts) and model.suffix != ".onnx":
+        raise click.BadParameter(
+            "--scale and --shift change an ONNX file; export the checkpoint first", param_hint="MODEL"
+        )
     train, held = load_sprites(data, "--data"), load_sprites(holdout, "--holdout")
     reference = Reference(train, held)
     train_share = reference.train_bins / reference.train_bins.sum()
@@ -74,11 +109,15 @@ def main(model, data, holdout, count, first_seed, scales, shifts, out) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for scale, shift in settings:
             path = model if (scale, shift) == (1.0, 0.0) else changed_output(model, scale, shift, Path(tmp))
-            sprites, _ = generate(path, count, first_seed)
+            sprites, _ = generate(path, count, first_seed, live)
             features = pixel_features(sprites)
             bin_shares = bin_counts(features, reference.centres) / len(features)
             if shares is None:  # the model as it is
                 shares, model_share = ndb_shares(reference, features), bin_shares
+                edges = np.percentile(coverage(train), [100 / 3, 200 / 3])
+                sizes = [
+                    size_row(name, s, edges) for name, s in (("training", train), ("holdout", held), ("model", sprites))
+                ]
             metrics = reference.score(sprites)["metrics"]
             luma = float(np.median(sprite_colours(sprites) @ LUMA.astype(np.float64)))
             rows.append(f"| {scale:g} | {shift:+g} | " + " | ".join(f"{metrics[k]['model']:.3f}" for k in SHOWN)
@@ -89,8 +128,8 @@ def main(model, data, holdout, count, first_seed, scales, shifts, out) -> None:
         f"# Output probe: {model}",
         "",
         f"`python benchmarks/output_probe.py {model} --data {data} --holdout {holdout} -n {count} --first-seed "
-        f"{first_seed}" + "".join(f" --scale {s:g}" for s in scales) + "".join(f" --shift {b:g}" for b in shifts)
-        + "`",
+        f"{first_seed}" + " --live" * live + "".join(f" --scale {s:g}" for s in scales)
+        + "".join(f" --shift {b:g}" for b in shifts) + "`",
         "",
         f"NDB {shares.sum():.2f} on {count} sprites (seeds from {first_seed}), at the holdout's count "
         f"({len(held)}); the holdout's own: {reference.floors['ndb']:.2f}. The bins that make it:",
@@ -99,8 +138,16 @@ def main(model, data, holdout, count, first_seed, scales, shifts, out) -> None:
         "|---:|---:|---:|---:|",
         *(f"| {j} | {train_share[j]:.1%} | {model_share[j]:.1%} | {shares[j]:.2f} |" for j in order),
         "",
-        f"The model with its last layer's RGB changed (median brightness of the visible pixels: training sprites "
-        f"{train_luma:.3f}; last column: the share of bin {int(order[0])}, the first above):",
+        f"Sizes: the share of sprites in each third of the training set's opaque-pixel shares (cut at "
+        f"{edges[0]:.1%} and {edges[1]:.1%}), and the longer side of the bounding box in pixels at 10%, 50% and 90%:",
+        "",
+        "| sprites | small | middle | large | longer side 10% / 50% / 90% |",
+        "|---|---:|---:|---:|---:|",
+        *sizes,
+        "",
+        ("The model with its last layer's RGB changed" if len(rows) > 1 else "The model's metrics")
+        + f" (median brightness of the visible pixels: training sprites {train_luma:.3f}; last column: the share of "
+        f"bin {int(order[0])}, the first above):",
         "",
         "| RGB scale | RGB shift | " + " | ".join(SHOWN) + " | median brightness | top bin |",
         "|---:|---:|" + "---:|" * (len(SHOWN) + 2),
