@@ -1,16 +1,17 @@
 """Which bins make a model's NDB, and whether a change to its output layer alone moves them.
 
     python benchmarks/output_probe.py serve/models/generator.onnx --data ../shared/data/pokemon \\
-        --holdout ../shared/data/pokemon-holdout --scale 0.85 --scale 1.2 --shift -0.1 --shift -0.2
+        --holdout ../shared/data/pokemon-holdout --scale 0.85 --shift -0.1 --alpha-shift -1
 
 NDB (dcgan-eval) is the mean, over holdout-sized subsets of the generated sprites, of the number of k-means bins
 whose share differs from the training set's at 95%. Per bin, the share of subsets in which it differs sums to
-NDB: the first table says which bins make it. The second scores copies of the ONNX generator whose last
-convolution is changed for the RGB channels only (alpha, and so every silhouette, stays as it is): its weights
-multiplied by --scale (more or less contrast before the tanh) or a bias --shift added (darker below 0, paler
-above). A probe, not a recipe: it asks whether the bins the model misses are a matter of overall contrast or
-brightness. A third table compares sizes: the share of sprites in each third of the training set's sizes (the
-share of opaque pixels), and the spread of the bounding box's longer side. Tables to benchmarks/results/.
+NDB: the first table says which bins make it. The second compares sizes: the share of sprites in each third of
+the training set's sizes (the share of opaque pixels), and the spread of the bounding box's longer side. The
+third scores copies of the ONNX generator whose last convolution is changed: its RGB weights multiplied by
+--scale (more or less contrast before the tanh), a bias --shift added to RGB (darker below 0, paler above), or a
+bias --alpha-shift added to alpha (smaller silhouettes below 0). A probe, not a recipe: it asks whether the bins
+the model misses are a matter of overall contrast, brightness or size. MODEL may also be a checkpoint (--live:
+its trained generator), for the first two tables only. Tables to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def size_row(name: str, sprites: np.ndarray, edges: np.ndarray) -> str:
     )
 
 
-def changed_output(model: Path, scale: float, shift: float, folder: Path) -> Path:
-    """A copy of the ONNX generator whose last ConvTranspose has its RGB weights times `scale` and `shift` added."""
+def changed_output(model: Path, scale: float, shift: float, alpha_shift: float, folder: Path) -> Path:
+    """A copy of the ONNX generator whose last ConvTranspose has its RGB weights times `scale`, `shift` added to
+    its RGB and `alpha_shift` to its alpha (before the tanh)."""
     graph = onnx.load(model)
     last = [node for node in graph.graph.node if node.op_type == "ConvTranspose"][-1]
     for init in graph.graph.initializer:
@@ -75,10 +77,10 @@ def changed_output(model: Path, scale: float, shift: float, folder: Path) -> Pat
             weight = numpy_helper.to_array(init).copy()
             weight[:, :3] *= scale
             init.CopyFrom(numpy_helper.from_array(weight, init.name))
-    if shift:
-        graph.graph.initializer.append(numpy_helper.from_array(np.float32([shift] * 3 + [0.0]), "probe_rgb_shift"))
-        last.input.append("probe_rgb_shift")
-    path = folder / f"probe-{scale}-{shift}.onnx"
+    if shift or alpha_shift:
+        graph.graph.initializer.append(numpy_helper.from_array(np.float32([shift] * 3 + [alpha_shift]), "probe_shift"))
+        last.input.append("probe_shift")
+    path = folder / f"probe-{scale}-{shift}-{alpha_shift}.onnx"
     onnx.save(graph, path)
     return path
 
@@ -91,24 +93,28 @@ def changed_output(model: Path, scale: float, shift: float, folder: Path) -> Pat
 @click.option("--first-seed", default=300000, show_default=True)
 @click.option("--scale", "scales", type=float, multiple=True, help="RGB weights of the last layer times this.")
 @click.option("--shift", "shifts", type=float, multiple=True, help="RGB bias added to the last layer.")
+@click.option("--alpha-shift", "alpha_shifts", type=float, multiple=True,
+              help="Alpha bias added to the last layer (below 0: smaller silhouettes).")  # fmt: skip
 @click.option("--live", is_flag=True, help="A checkpoint's trained generator instead of its EMA one.")
 @click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True)
-def main(model, data, holdout, count, first_seed, scales, shifts, live, out) -> None:
+def main(model, data, holdout, count, first_seed, scales, shifts, alpha_shifts, live, out) -> None:
     """Per-bin NDB and sizes of MODEL (a checkpoint or an fp32 ONNX generator), then, for an ONNX generator, the
     same metrics with its output layer changed."""
-    if (scales or shifts) and model.suffix != ".onnx":
+    if (scales or shifts or alpha_shifts) and model.suffix != ".onnx":
         raise click.BadParameter(
-            "--scale and --shift change an ONNX file; export the checkpoint first", param_hint="MODEL"
+            "--scale and the shifts change an ONNX file; export the checkpoint first", param_hint="MODEL"
         )
     train, held = load_sprites(data, "--data"), load_sprites(holdout, "--holdout")
     reference = Reference(train, held)
     train_share = reference.train_bins / reference.train_bins.sum()
     train_luma = float(np.median(sprite_colours(train) @ LUMA.astype(np.float64)))
-    settings = [(1.0, 0.0)] + [(s, 0.0) for s in scales] + [(1.0, b) for b in shifts]
+    settings = [(1.0, 0.0, 0.0)] + [(s, 0.0, 0.0) for s in scales] + [(1.0, b, 0.0) for b in shifts]
+    settings += [(1.0, 0.0, a) for a in alpha_shifts]
     rows, shares = [], None
     with tempfile.TemporaryDirectory() as tmp:
-        for scale, shift in settings:
-            path = model if (scale, shift) == (1.0, 0.0) else changed_output(model, scale, shift, Path(tmp))
+        for scale, shift, alpha_shift in settings:
+            changed = (scale, shift, alpha_shift) != (1.0, 0.0, 0.0)
+            path = changed_output(model, scale, shift, alpha_shift, Path(tmp)) if changed else model
             sprites, _ = generate(path, count, first_seed, live)
             features = pixel_features(sprites)
             bin_shares = bin_counts(features, reference.centres) / len(features)
@@ -119,9 +125,11 @@ def main(model, data, holdout, count, first_seed, scales, shifts, live, out) -> 
                     size_row(name, s, edges) for name, s in (("training", train), ("holdout", held), ("model", sprites))
                 ]
             metrics = reference.score(sprites)["metrics"]
+            small = float(np.mean(coverage(sprites) < edges[0]))
             luma = float(np.median(sprite_colours(sprites) @ LUMA.astype(np.float64)))
-            rows.append(f"| {scale:g} | {shift:+g} | " + " | ".join(f"{metrics[k]['model']:.3f}" for k in SHOWN)
-                        + f" | {luma:.3f} | {bin_shares[np.argmax(shares)]:.1%} |")  # fmt: skip
+            rows.append(f"| {scale:g} | {shift:+g} | {alpha_shift:+g} | "
+                        + " | ".join(f"{metrics[k]['model']:.3f}" for k in SHOWN)
+                        + f" | {luma:.3f} | {bin_shares[np.argmax(shares)]:.1%} | {small:.1%} |")  # fmt: skip
             click.echo(rows[-1])
     order = np.argsort(-shares)[:8]
     lines = [
@@ -129,7 +137,7 @@ def main(model, data, holdout, count, first_seed, scales, shifts, live, out) -> 
         "",
         f"`python benchmarks/output_probe.py {model} --data {data} --holdout {holdout} -n {count} --first-seed "
         f"{first_seed}" + " --live" * live + "".join(f" --scale {s:g}" for s in scales)
-        + "".join(f" --shift {b:g}" for b in shifts) + "`",
+        + "".join(f" --shift {b:g}" for b in shifts) + "".join(f" --alpha-shift {a:g}" for a in alpha_shifts) + "`",
         "",
         f"NDB {shares.sum():.2f} on {count} sprites (seeds from {first_seed}), at the holdout's count "
         f"({len(held)}); the holdout's own: {reference.floors['ndb']:.2f}. The bins that make it:",
@@ -149,8 +157,8 @@ def main(model, data, holdout, count, first_seed, scales, shifts, live, out) -> 
         + f" (median brightness of the visible pixels: training sprites {train_luma:.3f}; last column: the share of "
         f"bin {int(order[0])}, the first above):",
         "",
-        "| RGB scale | RGB shift | " + " | ".join(SHOWN) + " | median brightness | top bin |",
-        "|---:|---:|" + "---:|" * (len(SHOWN) + 2),
+        "| RGB scale | RGB shift | alpha shift | " + " | ".join(SHOWN) + " | median brightness | top bin | small |",
+        "|---:|---:|---:|" + "---:|" * (len(SHOWN) + 3),
         *rows,
     ]  # fmt: skip
     publish(lines, out)
