@@ -54,13 +54,17 @@ def extent(sprites: np.ndarray) -> np.ndarray:
     return np.maximum(*spans)
 
 
+def thirds(sprites: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The share of sprites in each third of the training set's sizes, cut at `edges` (two coverages)."""
+    return np.bincount(np.digitize(coverage(sprites), edges), minlength=3) / len(sprites)
+
+
 def size_row(name: str, sprites: np.ndarray, edges: np.ndarray) -> str:
     """A size-table row: shares in the training set's thirds of coverage, then extent at 10/50/90%."""
-    thirds = np.bincount(np.digitize(coverage(sprites), edges), minlength=3) / len(sprites)
     spread = np.percentile(extent(sprites), [10, 50, 90])
     return (
         f"| {name} | "
-        + " | ".join(f"{share:.1%}" for share in thirds)
+        + " | ".join(f"{share:.1%}" for share in thirds(sprites, edges))
         + " | "
         + " / ".join(f"{v:.0f}" for v in spread)
         + " |"
@@ -108,6 +112,7 @@ def main(model, data, holdout, count, first_seed, scales, shifts, alpha_shifts, 
     reference = Reference(train, held)
     train_share = reference.train_bins / reference.train_bins.sum()
     train_luma = float(np.median(sprite_colours(train) @ LUMA.astype(np.float64)))
+    edges = np.percentile(coverage(train), [100 / 3, 200 / 3])
     settings = [(1.0, 0.0, 0.0)] + [(s, 0.0, 0.0) for s in scales] + [(1.0, b, 0.0) for b in shifts]
     settings += [(1.0, 0.0, a) for a in alpha_shifts]
     rows, shares = [], None
@@ -120,12 +125,11 @@ def main(model, data, holdout, count, first_seed, scales, shifts, alpha_shifts, 
             bin_shares = bin_counts(features, reference.centres) / len(features)
             if shares is None:  # the model as it is
                 shares, model_share = ndb_shares(reference, features), bin_shares
-                edges = np.percentile(coverage(train), [100 / 3, 200 / 3])
                 sizes = [
                     size_row(name, s, edges) for name, s in (("training", train), ("holdout", held), ("model", sprites))
                 ]
             metrics = reference.score(sprites)["metrics"]
-            small = float(np.mean(coverage(sprites) < edges[0]))
+            small = thirds(sprites, edges)[0]
             luma = float(np.median(sprite_colours(sprites) @ LUMA.astype(np.float64)))
             rows.append(f"| {scale:g} | {shift:+g} | {alpha_shift:+g} | "
                         + " | ".join(f"{metrics[k]['model']:.3f}" for k in SHOWN)

@@ -15,18 +15,13 @@ from pathlib import Path
 
 import click
 import numpy as np
-from output_probe import coverage  # benchmarks/ is on sys.path when run as a script
+from output_probe import coverage, thirds  # benchmarks/ is on sys.path when run as a script
 from report import publish
 
 from dcgan.train.evaluate import generate, load_sprites
 from dcgan.train.metrics import Reference
 
 RESULTS = Path(__file__).parent / "results" / "size_course.md"
-
-
-def thirds(sprites: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """The share of sprites in each third of the training set's sizes."""
-    return np.bincount(np.digitize(coverage(sprites), edges), minlength=3) / len(sprites)
 
 
 @click.command()
