@@ -54,6 +54,11 @@ def extent(sprites: np.ndarray) -> np.ndarray:
     return np.maximum(*spans)
 
 
+def size_cuts(train: np.ndarray) -> np.ndarray:
+    """The two coverages that cut the training sprites into thirds by size."""
+    return np.percentile(coverage(train), [100 / 3, 200 / 3])
+
+
 def thirds(sprites: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """The share of sprites in each third of the training set's sizes, cut at `edges` (two coverages)."""
     return np.bincount(np.digitize(coverage(sprites), edges), minlength=3) / len(sprites)
@@ -112,7 +117,7 @@ def main(model, data, holdout, count, first_seed, scales, shifts, alpha_shifts, 
     reference = Reference(train, held)
     train_share = reference.train_bins / reference.train_bins.sum()
     train_luma = float(np.median(sprite_colours(train) @ LUMA.astype(np.float64)))
-    edges = np.percentile(coverage(train), [100 / 3, 200 / 3])
+    edges = size_cuts(train)
     settings = [(1.0, 0.0, 0.0)] + [(s, 0.0, 0.0) for s in scales] + [(1.0, b, 0.0) for b in shifts]
     settings += [(1.0, 0.0, a) for a in alpha_shifts]
     rows, shares = [], None

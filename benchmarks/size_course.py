@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
-from output_probe import coverage, thirds  # benchmarks/ is on sys.path when run as a script
+from output_probe import size_cuts, thirds  # benchmarks/ is on sys.path when run as a script
 from report import publish
 
 from dcgan.train.evaluate import generate, load_sprites
@@ -37,7 +36,7 @@ def main(runs, data, holdout, count, first_seed, from_epoch, live, out) -> None:
     """Sizes, NDB, line art and diversity of RUNS' samples at each kept checkpoint."""
     train, held = load_sprites(data, "--data"), load_sprites(holdout, "--holdout")
     reference = Reference(train, held)
-    edges = np.percentile(coverage(train), [100 / 3, 200 / 3])
+    edges = size_cuts(train)
     kept = {run: sorted((run / "checkpoints").glob("epoch*.pt")) for run in runs}
     generators = [(run, False) for run in runs] + [(runs[0], True)] * live
     rows = []
