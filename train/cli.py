@@ -20,7 +20,7 @@ TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
     "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "lecam", "label_smoothing", "ada_target",
-    "g_init", "d_norm", "mbstd_group", "even_upsampling", "d_joint_batch",
+    "replay", "g_init", "d_norm", "mbstd_group", "even_upsampling", "d_joint_batch",
 )  # fmt: skip
 
 
@@ -135,6 +135,13 @@ def check_new_run_dir(path: Path) -> None:
     "2016, who use 0.1), which caps D's confidence about them; 0: off.",
 )
 @click.option(
+    "--replay",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=T.replay,
+    help="Experience replay: this share of the generated sprites D sees in each step is drawn from a buffer of "
+    "sprites G drew in earlier steps (Shrivastava et al. 2017, who use 0.5), so D keeps rejecting them; 0: off.",
+)
+@click.option(
     "--ada-target",
     type=click.FloatRange(min=0, max=1, max_open=True),
     default=T.ada_target,
@@ -222,6 +229,7 @@ def main(
     r1,
     lecam,
     label_smoothing,
+    replay,
     ada_target,
     g_init,
     even_upsampling,
@@ -269,7 +277,8 @@ def main(
         model = dict(nz=nz, ngf=ngf, ndf=ndf, d_norm=d_norm, mbstd_group=mbstd_group)
         train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
                      flip=flip, sample_every=sample_every, keep_every=keep_every, loss=loss, gp_weight=gp_weight,
-                     r1=r1, lecam=lecam, label_smoothing=label_smoothing, ada_target=ada_target, g_init=g_init,
+                     r1=r1, lecam=lecam, label_smoothing=label_smoothing, ada_target=ada_target, replay=replay,
+                     g_init=g_init,
                      even_upsampling=even_upsampling, d_joint_batch=d_joint_batch, diffaugment=diffaugment,
                      ema_half_life=ema_half_life,
                      epochs=epochs or T.epochs)  # fmt: skip

@@ -103,6 +103,10 @@ class TrainConfig:
     # r = E[sign D(x)] over the real sprites is above this target, and falls while it is below; the paper's 0.6
     # means 80% of them scored above 0; 0: off
     ada_target: float = 0.0
+    # experience replay for D (Shrivastava et al. 2017, who use half): this share of the generated sprites D sees in
+    # each step comes from a buffer of sprites G drew in earlier steps (loop.REPLAY_SIZE of them), so D keeps
+    # rejecting what G drew before and G gains nothing by hopping back to it; 0: off
+    replay: float = 0.0
     # score real and generated sprites in one forward pass of D, so its batch norm normalises them together: D's
     # score of a sprite no longer depends on a whole batch being real or generated, which swings its level from
     # batch to batch; the DCGAN paper's (and the usual) arrangement is two passes, one batch of each, which is also
@@ -128,6 +132,8 @@ class TrainConfig:
             raise ValueError(f"label_smoothing needs loss 'bce', got {self.loss!r}")
         if not 0 <= self.ada_target < 1:
             raise ValueError(f"ada_target must be 0 (off) or a target below 1, got {self.ada_target}")
+        if not 0 <= self.replay < 1:
+            raise ValueError(f"replay must be 0 (off) or a share below 1, got {self.replay}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

@@ -37,6 +37,7 @@ GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shar
 KEPT_DIR = "checkpoints"  # every --keep-every epochs' checkpoint, as epochNNNN.pt
 BEST_NAME = "best.pt"  # the checkpoint with the most diverse samples that did not trip the collapse alarm
 LECAM_DECAY = 0.99  # per step, of the LeCam anchors (Tseng et al. 2021's value)
+REPLAY_SIZE = 512  # generated sprites kept for --replay, as uint8 like the real ones: 19 MB in the checkpoint
 
 
 def cpu_has_native_bf16() -> bool:
@@ -103,10 +104,14 @@ def generator_loss(loss: str, d_gen: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown loss {loss!r}")
 
 
+def to_levels(images: torch.Tensor) -> torch.Tensor:
+    """Generator output (B, C, H, W) in [-1, 1] -> uint8 levels (B, C, H, W), as real sprites are stored."""
+    return ((images.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """Generator output (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C)."""
-    x = ((images.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    return to_levels(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class Trainer:
@@ -140,6 +145,7 @@ class Trainer:
         self.modes: dict | None = None  # the collapse watch's history of modes and colours (watch.follow_modes)
         self.lecam_anchors: torch.Tensor | None = None  # moving averages of D's mean (real, fake) scores
         self.ada_p = 0.0  # the adaptive augmentation's probability (cfg.ada_target)
+        self.replay_buffer: torch.Tensor | None = None  # uint8 (N, C, H, W) sprites of earlier steps (cfg.replay)
 
     # -- checkpoint -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -168,6 +174,7 @@ class Trainer:
             "modes": self.modes,
             "lecam_anchors": None if self.lecam_anchors is None else self.lecam_anchors.cpu(),
             "ada_p": self.ada_p,
+            "replay_buffer": None if self.replay_buffer is None else self.replay_buffer.cpu(),
         }
 
     @classmethod
@@ -190,6 +197,8 @@ class Trainer:
         anchors = state.get("lecam_anchors")
         trainer.lecam_anchors = None if anchors is None else anchors.to(device)
         trainer.ada_p = state.get("ada_p", 0.0)
+        kept = state.get("replay_buffer")
+        trainer.replay_buffer = None if kept is None else kept.to(device)
         return trainer
 
     # -- one optimiser step -----------------------------------------------------------------------
@@ -221,7 +230,7 @@ class Trainer:
             real_in = augment(real)
             if self.cfg.r1:
                 real_in = real_in.detach().requires_grad_(True)
-            fake_in = augment(fake.detach())
+            fake_in = augment(self.replayed(fake.detach()))
             d_real, d_fake = self.score(real_in, fake_in)
             loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake, self.cfg.label_smoothing)
         if self.cfg.loss == "wgan-gp":
@@ -267,6 +276,24 @@ class Trainer:
             stats["ada_p"] = ada_p
             self.ada_p = ada_adjust(ada_p, stats["ada_r"], self.cfg.ada_target, b)
         return stats
+
+    def replayed(self, fake: torch.Tensor) -> torch.Tensor:
+        """The generated batch D scores: with cfg.replay, its last round(replay * B) sprites swapped for sprites
+        drawn from the buffer of earlier steps, whose places the swapped-out ones take. The buffer first fills
+        with whole batches, until REPLAY_SIZE; until then D sees this step's sprites only."""
+        if not self.cfg.replay:
+            return fake
+        levels = to_levels(fake).contiguous()
+        if self.replay_buffer is None or len(self.replay_buffer) < REPLAY_SIZE:
+            kept = () if self.replay_buffer is None else (self.replay_buffer,)
+            self.replay_buffer = torch.cat([*kept, levels])[:REPLAY_SIZE]
+            return fake
+        keep = len(fake) - round(self.cfg.replay * len(fake))
+        slots = torch.randperm(REPLAY_SIZE, generator=self.rng)[: len(fake) - keep].to(self.device)
+        old = self.replay_buffer[slots].to(fake.dtype).div_(127.5).sub_(1.0)
+        self.replay_buffer[slots] = levels[keep:]
+        mixed = torch.cat([fake[:keep], old])
+        return mixed.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else mixed
 
     def score(self, *batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """D's raw scores (float32) of each batch: one forward pass over all of them with `d_joint_batch`, else

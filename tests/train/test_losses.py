@@ -308,3 +308,50 @@ def test_a_joint_batch_is_recorded_resumes_exactly_and_stays_on_resume(make_spri
     refused = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "a"), "--epochs", "3", "--d-joint-batch"])
     assert refused.exit_code == 2 and "--d-joint-batch" in refused.output
     assert TrainConfig.from_dict({"epochs": 5}).d_joint_batch is False  # checkpoints from before the option: off
+
+
+def test_replay_shows_d_earlier_sprites_once_its_buffer_is_full(monkeypatch):
+    """Until the buffer holds REPLAY_SIZE sprites D sees this step's only; then round(replay * B) of them are
+    sprites of earlier steps, taken from the buffer, and this step's take their places there."""
+    from dcgan.train import loop
+
+    monkeypatch.setattr(loop, "REPLAY_SIZE", 12)
+    cfg = ModelConfig(ngf=4, ndf=4)
+    settings = dict(amp=False, channels_last=False, flip=False, diffaugment="", ema_half_life=0)
+    trainer = Trainer(cfg, TrainConfig(**settings, replay=0.5), torch.device("cpu"), {})
+    seen = []
+    trainer.D.register_forward_hook(lambda module, args, out: seen.append(args[0].detach().clone()))
+    real_u8 = torch.randint(0, 256, (6, 4, 96, 96), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    for filled in (6, 12):
+        trainer.train_step(real_u8)
+        assert len(trainer.replay_buffer) == filled
+        fake, replayed = seen[-1], seen[-2]  # G's step scores this step's sprites; D's step scored these
+        assert torch.equal(replayed, fake)
+    before = trainer.replay_buffer.clone()
+    trainer.train_step(real_u8)
+    fake, replayed = seen[-1], seen[-2]
+    assert torch.equal(replayed[:3], fake[:3])
+    earlier = before.float() / 127.5 - 1
+    for row in replayed[3:]:
+        assert any(torch.equal(row, old) for old in earlier)
+        assert not any(torch.allclose(row, new, atol=0.01) for new in fake)
+    changed = (trainer.replay_buffer != before).flatten(1).any(dim=1)
+    assert changed.sum() == 3  # this step's last three sprites, quantised like real ones, took the drawn places
+    for slot in changed.nonzero().flatten():
+        assert any(torch.equal(trainer.replay_buffer[slot], loop.to_levels(new)) for new in fake[3:])
+
+
+def test_replay_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_path, monkeypatch):
+    from dcgan.train import loop
+
+    monkeypatch.setattr(loop, "REPLAY_SIZE", 8)  # full after two steps, so both runs replay from the third on
+    a, b = train_whole_and_resumed(make_sprites, tmp_path, ["--replay", "0.5"])
+    assert a["train_config"]["replay"] == b["train_config"]["replay"] == 0.5
+    assert a["replay_buffer"].shape == (8, 4, 96, 96) and torch.equal(a["replay_buffer"], b["replay_buffer"])
+    refused = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "a"), "--epochs", "3", "--replay", "0", "-q"])
+    assert refused.exit_code == 2 and "--replay" in refused.output
+    for bad in ("-0.1", "1"):
+        assert CliRunner().invoke(train_main, ["--data", "x", "--replay", bad]).exit_code == 2
+    with pytest.raises(ValueError, match="replay"):
+        TrainConfig(replay=1.0)
+    assert TrainConfig.from_dict({"epochs": 5}).replay == 0.0  # checkpoints from before the option: off
