@@ -9,7 +9,9 @@ NDB: the first table says which bins make it. The second compares sizes: the sha
 the training set's sizes (the share of opaque pixels), and the spread of the bounding box's longer side. The
 third scores copies of the ONNX generator whose last convolution is changed: its RGB weights multiplied by
 --scale (more or less contrast before the tanh), a bias --shift added to RGB (darker below 0, paler above), or a
-bias --alpha-shift added to alpha (smaller silhouettes below 0). A probe, not a recipe: it asks whether the bins
+bias --alpha-shift added to alpha (smaller silhouettes below 0); --majority scores the unchanged model's sprites
+with each pixel's hard alpha replaced by the majority of its 3 x 3 neighbourhood (specks and pinholes gone, as a
+sampler's clean-up would). A probe, not a recipe: it asks whether the bins
 the model misses are a matter of overall contrast, brightness or size. MODEL may also be a checkpoint (--live:
 its trained generator), for the first two tables only. Tables to benchmarks/results/.
 """
@@ -76,6 +78,22 @@ def size_row(name: str, sprites: np.ndarray, edges: np.ndarray) -> str:
     )
 
 
+def majority_alpha(sprites: np.ndarray) -> np.ndarray:
+    """Finished sprites with each pixel opaque where at least 5 of its 3 x 3 neighbourhood are (outside the image
+    counts as transparent). A pixel that turns transparent loses its colour; one that turns opaque takes the mean
+    colour of its opaque neighbours (a finished sprite keeps no colour where it is transparent)."""
+    opaque = sprites[..., 3] >= 128
+    padded = np.pad(opaque, ((0, 0), (1, 1), (1, 1)))
+    rgb = np.pad(sprites[..., :3].astype(np.float32), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = opaque.shape[1:]
+    windows = [(dy, dx) for dy in range(3) for dx in range(3)]
+    count = sum(padded[:, dy : dy + h, dx : dx + w].astype(np.int32) for dy, dx in windows)
+    colour = sum(rgb[:, dy : dy + h, dx : dx + w] for dy, dx in windows) / np.maximum(count, 1)[..., None]
+    cleaned = count >= 5
+    out = np.where(opaque[..., None], sprites[..., :3], np.round(colour)) * cleaned[..., None]
+    return np.concatenate([out, cleaned[..., None] * 255.0], axis=-1).astype(np.uint8)
+
+
 def changed_output(model: Path, scale: float, shift: float, alpha_shift: float, folder: Path) -> Path:
     """A copy of the ONNX generator whose last ConvTranspose has its RGB weights times `scale`, `shift` added to
     its RGB and `alpha_shift` to its alpha (before the tanh)."""
@@ -104,9 +122,10 @@ def changed_output(model: Path, scale: float, shift: float, alpha_shift: float, 
 @click.option("--shift", "shifts", type=float, multiple=True, help="RGB bias added to the last layer.")
 @click.option("--alpha-shift", "alpha_shifts", type=float, multiple=True,
               help="Alpha bias added to the last layer (below 0: smaller silhouettes).")  # fmt: skip
+@click.option("--majority", is_flag=True, help="Also the model's sprites with their alpha cleaned by a 3 x 3 majority.")
 @click.option("--live", is_flag=True, help="A checkpoint's trained generator instead of its EMA one.")
 @click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True)
-def main(model, data, holdout, count, first_seed, scales, shifts, alpha_shifts, live, out) -> None:
+def main(model, data, holdout, count, first_seed, scales, shifts, alpha_shifts, majority, live, out) -> None:
     """Per-bin NDB and sizes of MODEL (a checkpoint or an fp32 ONNX generator), then, for an ONNX generator, the
     same metrics with its output layer changed."""
     if (scales or shifts or alpha_shifts) and model.suffix != ".onnx":
@@ -118,25 +137,28 @@ def main(model, data, holdout, count, first_seed, scales, shifts, alpha_shifts, 
     train_share = reference.train_bins / reference.train_bins.sum()
     train_luma = float(np.median(sprite_colours(train) @ LUMA.astype(np.float64)))
     edges = size_cuts(train)
-    settings = [(1.0, 0.0, 0.0)] + [(s, 0.0, 0.0) for s in scales] + [(1.0, b, 0.0) for b in shifts]
-    settings += [(1.0, 0.0, a) for a in alpha_shifts]
-    rows, shares = [], None
+    settings = [(1.0, 0.0, 0.0, False)] + [(1.0, 0.0, 0.0, True)] * majority + [(s, 0.0, 0.0, False) for s in scales]
+    settings += [(1.0, b, 0.0, False) for b in shifts] + [(1.0, 0.0, a, False) for a in alpha_shifts]
+    rows, shares, unchanged = [], None, None
     with tempfile.TemporaryDirectory() as tmp:
-        for scale, shift, alpha_shift in settings:
-            changed = (scale, shift, alpha_shift) != (1.0, 0.0, 0.0)
-            path = changed_output(model, scale, shift, alpha_shift, Path(tmp)) if changed else model
-            sprites, _ = generate(path, count, first_seed, live)
+        for scale, shift, alpha_shift, cleaned in settings:
+            if cleaned:  # the unchanged model's sprites, the first setting's
+                sprites = majority_alpha(unchanged)
+            else:
+                changed = (scale, shift, alpha_shift) != (1.0, 0.0, 0.0)
+                path = changed_output(model, scale, shift, alpha_shift, Path(tmp)) if changed else model
+                sprites, _ = generate(path, count, first_seed, live)
             features = pixel_features(sprites)
             bin_shares = bin_counts(features, reference.centres) / len(features)
             if shares is None:  # the model as it is
-                shares, model_share = ndb_shares(reference, features), bin_shares
+                shares, model_share, unchanged = ndb_shares(reference, features), bin_shares, sprites
                 sizes = [
                     size_row(name, s, edges) for name, s in (("training", train), ("holdout", held), ("model", sprites))
                 ]
             metrics = reference.score(sprites)["metrics"]
             small = thirds(sprites, edges)[0]
             luma = float(np.median(sprite_colours(sprites) @ LUMA.astype(np.float64)))
-            rows.append(f"| {scale:g} | {shift:+g} | {alpha_shift:+g} | "
+            rows.append(f"| {scale:g} | {shift:+g} | {alpha_shift:+g} | {'yes' if cleaned else 'no'} | "
                         + " | ".join(f"{metrics[k]['model']:.3f}" for k in SHOWN)
                         + f" | {luma:.3f} | {bin_shares[np.argmax(shares)]:.1%} | {small:.1%} |")  # fmt: skip
             click.echo(rows[-1])
@@ -146,7 +168,8 @@ def main(model, data, holdout, count, first_seed, scales, shifts, alpha_shifts, 
         "",
         f"`python benchmarks/output_probe.py {model} --data {data} --holdout {holdout} -n {count} --first-seed "
         f"{first_seed}" + " --live" * live + "".join(f" --scale {s:g}" for s in scales)
-        + "".join(f" --shift {b:g}" for b in shifts) + "".join(f" --alpha-shift {a:g}" for a in alpha_shifts) + "`",
+        + "".join(f" --shift {b:g}" for b in shifts) + "".join(f" --alpha-shift {a:g}" for a in alpha_shifts)
+        + " --majority" * majority + "`",
         "",
         f"NDB {shares.sum():.2f} on {count} sprites (seeds from {first_seed}), at the holdout's count "
         f"({len(held)}); the holdout's own: {reference.floors['ndb']:.2f}. The bins that make it:",
@@ -166,8 +189,9 @@ def main(model, data, holdout, count, first_seed, scales, shifts, alpha_shifts, 
         + f" (median brightness of the visible pixels: training sprites {train_luma:.3f}; last column: the share of "
         f"bin {int(order[0])}, the first above):",
         "",
-        "| RGB scale | RGB shift | alpha shift | " + " | ".join(SHOWN) + " | median brightness | top bin | small |",
-        "|---:|---:|---:|" + "---:|" * (len(SHOWN) + 3),
+        "| RGB scale | RGB shift | alpha shift | 3 x 3 majority | " + " | ".join(SHOWN)
+        + " | median brightness | top bin | small |",
+        "|---:|---:|---:|---|" + "---:|" * (len(SHOWN) + 3),
         *rows,
     ]  # fmt: skip
     publish(lines, out)
