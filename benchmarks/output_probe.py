@@ -11,9 +11,9 @@ third scores copies of the ONNX generator whose last convolution is changed: its
 --scale (more or less contrast before the tanh), a bias --shift added to RGB (darker below 0, paler above), or a
 bias --alpha-shift added to alpha (smaller silhouettes below 0); --majority scores the unchanged model's sprites
 with each pixel's hard alpha replaced by the majority of its 3 x 3 neighbourhood (specks and pinholes gone, as a
-sampler's clean-up would). A probe, not a recipe: it asks whether the bins
-the model misses are a matter of overall contrast, brightness or size. MODEL may also be a checkpoint (--live:
-its trained generator), for the first two tables only. Tables to benchmarks/results/.
+sampler's clean-up would). A probe, not a recipe: it asks whether the bins the model misses are a matter of
+overall contrast, brightness, size or stray pixels. MODEL may also be a checkpoint (--live: its trained
+generator), for all but the changed last layers. Tables to benchmarks/results/.
 """
 
 from __future__ import annotations
