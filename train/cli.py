@@ -20,7 +20,8 @@ TRAIN_EXTRA = "pip install 'dcgan-pokemon[train]'  (from a checkout: pip install
 RUN_OPTIONS = (
     "batch_size", "seed", "lr", "lr_d", "nz", "ngf", "ndf", "amp", "channels_last", "flip", "sample_every", "preset",
     "keep_every", "diffaugment", "ema_half_life", "loss", "gp_weight", "r1", "lecam", "label_smoothing", "ada_target",
-    "replay", "g_init", "d_norm", "mbstd_group", "even_upsampling", "d_joint_batch",
+    "replay", "instance_noise", "instance_noise_epochs", "g_init", "d_norm", "mbstd_group", "even_upsampling",
+    "d_joint_batch",
 )  # fmt: skip
 
 
@@ -142,6 +143,19 @@ def check_new_run_dir(path: Path) -> None:
     "sprites G drew in earlier steps (Shrivastava et al. 2017, who use 0.5), so D keeps rejecting them; 0: off.",
 )
 @click.option(
+    "--instance-noise",
+    type=click.FloatRange(min=0),
+    default=T.instance_noise,
+    help="Instance noise: Gaussian noise of this standard deviation (sprites span -1 to 1) added to every sprite D "
+    "sees, real and generated, falling linearly to 0 over --instance-noise-epochs (Sønderby et al. 2016); 0: off.",
+)
+@click.option(
+    "--instance-noise-epochs",
+    type=click.IntRange(min=1),
+    default=T.instance_noise_epochs,
+    help="Epochs over which --instance-noise falls to 0.",
+)
+@click.option(
     "--ada-target",
     type=click.FloatRange(min=0, max=1, max_open=True),
     default=T.ada_target,
@@ -230,6 +244,8 @@ def main(
     lecam,
     label_smoothing,
     replay,
+    instance_noise,
+    instance_noise_epochs,
     ada_target,
     g_init,
     even_upsampling,
@@ -278,6 +294,7 @@ def main(
         train = dict(batch_size=batch_size, lr=lr, lr_d=lr_d, seed=seed, amp=amp, channels_last=channels_last,
                      flip=flip, sample_every=sample_every, keep_every=keep_every, loss=loss, gp_weight=gp_weight,
                      r1=r1, lecam=lecam, label_smoothing=label_smoothing, ada_target=ada_target, replay=replay,
+                     instance_noise=instance_noise, instance_noise_epochs=instance_noise_epochs,
                      g_init=g_init,
                      even_upsampling=even_upsampling, d_joint_batch=d_joint_batch, diffaugment=diffaugment,
                      ema_half_life=ema_half_life,

@@ -107,6 +107,12 @@ class TrainConfig:
     # each step comes from a buffer of sprites G drew in earlier steps (loop.REPLAY_SIZE of them), so D keeps
     # rejecting what G drew before and G gains nothing by hopping back to it; 0: off
     replay: float = 0.0
+    # instance noise (Sønderby et al. 2016; Arjovsky and Bottou 2017): Gaussian noise of this standard deviation, in
+    # the sprites' [-1, 1] units, added to every sprite D sees, real and generated, in both steps; it falls linearly
+    # to 0 over instance_noise_epochs, so that early on the two distributions overlap and D's gradients stay
+    # informative, and later D sees the sprites as they are; 0: off
+    instance_noise: float = 0.0
+    instance_noise_epochs: int = 100
     # score real and generated sprites in one forward pass of D, so its batch norm normalises them together: D's
     # score of a sprite no longer depends on a whole batch being real or generated, which swings its level from
     # batch to batch; the DCGAN paper's (and the usual) arrangement is two passes, one batch of each, which is also
@@ -134,6 +140,10 @@ class TrainConfig:
             raise ValueError(f"ada_target must be 0 (off) or a target below 1, got {self.ada_target}")
         if not 0 <= self.replay < 1:
             raise ValueError(f"replay must be 0 (off) or a share below 1, got {self.replay}")
+        if self.instance_noise < 0:
+            raise ValueError(f"instance_noise must be 0 (off) or a standard deviation, got {self.instance_noise}")
+        if self.instance_noise_epochs < 1:
+            raise ValueError(f"instance_noise_epochs must be at least 1, got {self.instance_noise_epochs}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

@@ -218,11 +218,15 @@ class Trainer:
             real = real.contiguous(memory_format=torch.channels_last)
         z = torch.randn(b, self.model_cfg.nz, generator=self.rng).to(self.device)
 
-        ada_p = self.ada_p  # this step's, for real and fake alike
+        # this step's augmentation probability and instance noise, for real and fake alike
+        ada_p, sigma = self.ada_p, self.instance_noise_sigma()
 
         def augment(x: torch.Tensor) -> torch.Tensor:  # the same policy for real and fake, in both steps
             x = ada_geometric(x, ada_p, self.rng)
-            return diff_augment(x, self.policy, self.rng) if self.policy else x
+            x = diff_augment(x, self.policy, self.rng) if self.policy else x
+            if sigma:
+                x = x + sigma * torch.randn(x.shape, generator=self.rng).to(x.device, x.dtype)
+            return x
 
         # discriminator: score real sprites high and generated ones low
         with self.autocast():
@@ -271,11 +275,21 @@ class Trainer:
             "d_x": d_real.mean().item(),  # mean raw scores: their gap is what every loss widens
             "d_g_z": d_fake.mean().item(),
         }
+        if self.cfg.instance_noise:
+            stats["noise"] = sigma
         if self.cfg.ada_target:
             stats["ada_r"] = torch.sign(d_real.detach()).mean().item()  # the overfitting heuristic
             stats["ada_p"] = ada_p
             self.ada_p = ada_adjust(ada_p, stats["ada_r"], self.cfg.ada_target, b)
         return stats
+
+    def instance_noise_sigma(self) -> float:
+        """The standard deviation of the instance noise in the coming step: cfg.instance_noise, falling linearly
+        with the steps taken to 0 at cfg.instance_noise_epochs epochs (of full batches) of the run's data."""
+        if not self.cfg.instance_noise:
+            return 0.0
+        steps = self.cfg.instance_noise_epochs * max(self.data_info["count"] // self.cfg.batch_size, 1)
+        return self.cfg.instance_noise * max(0.0, 1.0 - self.step / steps)
 
     def replayed(self, fake: torch.Tensor) -> torch.Tensor:
         """The generated batch D scores: with cfg.replay, its last round(replay * B) sprites swapped for sprites
@@ -376,7 +390,7 @@ def fit(
             trainer.perm = torch.randperm(n, generator=trainer.rng)
             trainer.batch_in_epoch = 0
         epoch = trainer.epoch + 1
-        totals = dict.fromkeys(("loss_d", "loss_g", "d_x", "d_g_z"), 0.0)  # and ADA's, when on
+        totals = dict.fromkeys(("loss_d", "loss_g", "d_x", "d_g_z"), 0.0)  # and ADA's and the instance noise's, when on
         done, started = 0, time.perf_counter()
         label = f"epoch {epoch}/{epochs}"
         with click.progressbar(
@@ -462,7 +476,8 @@ def _link(src: Path, dest: Path) -> None:
 
 def _describe(stats: dict, rate: float) -> str:
     ada = f"  ADA p {stats['ada_p']:.2f}" if "ada_p" in stats else ""
+    noise = f"  noise {stats['noise']:.3f}" if "noise" in stats else ""
     return (
         f"loss_D {stats['loss_d']:.3f}  loss_G {stats['loss_g']:.3f}  "
-        f"D(x) {stats['d_x']:+.2f}  D(G(z)) {stats['d_g_z']:+.2f}{ada}  {rate:.0f} img/s"
+        f"D(x) {stats['d_x']:+.2f}  D(G(z)) {stats['d_g_z']:+.2f}{ada}{noise}  {rate:.0f} img/s"
     )

@@ -355,3 +355,42 @@ def test_replay_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tm
     with pytest.raises(ValueError, match="replay"):
         TrainConfig(replay=1.0)
     assert TrainConfig.from_dict({"epochs": 5}).replay == 0.0  # checkpoints from before the option: off
+
+
+def test_instance_noise_reaches_every_sprite_d_sees_and_falls_linearly_to_zero():
+    """Noise of the step's sigma is added to the real and the generated sprites D scores, in both steps; sigma falls
+    by instance_noise / (epochs * steps per epoch) a step, and at zero D sees the sprites as they are."""
+    cfg = ModelConfig(ngf=4, ndf=4)
+    settings = dict(amp=False, channels_last=False, flip=False, diffaugment="", ema_half_life=0, batch_size=6)
+    noisy = TrainConfig(**settings, instance_noise=0.4, instance_noise_epochs=2)
+    trainer = Trainer(cfg, noisy, torch.device("cpu"), {"count": 13})  # 2 full batches an epoch: 4 noisy steps
+    seen = []
+    trainer.D.register_forward_hook(lambda module, args, out: seen.append(args[0].detach().clone()))
+    real_u8 = torch.randint(0, 256, (6, 4, 96, 96), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    real = real_u8.float() / 127.5 - 1
+    for sigma in (0.4, 0.3, 0.2, 0.1, 0.0, 0.0):
+        stats = trainer.train_step(real_u8)
+        trainer.step += 1  # as the training loop counts them
+        assert stats["noise"] == pytest.approx(sigma)
+        d_real, d_fake, d_gen = seen[-3:]  # D's step: real, generated; G's step: the same generated sprites
+        assert (d_real - real).std().item() == pytest.approx(sigma, rel=0.02)
+        assert (d_gen - d_fake).std().item() == pytest.approx(sigma * 2**0.5, rel=0.02)  # two independent draws
+    assert torch.equal(d_real, real)
+
+
+def test_instance_noise_is_recorded_resumes_exactly_and_stays_on_resume(make_sprites, tmp_path):
+    option = ["--instance-noise", "0.2", "--instance-noise-epochs", "3"]
+    a, b = train_whole_and_resumed(make_sprites, tmp_path, option)
+    for state in (a, b):
+        assert (state["train_config"]["instance_noise"], state["train_config"]["instance_noise_epochs"]) == (0.2, 3)
+    lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["noise"] > lines[1]["noise"] > 0  # each epoch's mean sigma, falling
+    for changed in (["--instance-noise", "0"], ["--instance-noise-epochs", "9"]):
+        refused = CliRunner().invoke(train_main, ["--resume", str(tmp_path / "a"), "--epochs", "3", *changed, "-q"])
+        assert refused.exit_code == 2 and changed[0] in refused.output
+    for bad in (["--instance-noise", "-0.1"], ["--instance-noise-epochs", "0"]):
+        assert CliRunner().invoke(train_main, ["--data", "x", *bad]).exit_code == 2
+    for bad in ({"instance_noise": -0.1}, {"instance_noise_epochs": 0}):
+        with pytest.raises(ValueError, match="instance_noise"):
+            TrainConfig(**bad)
+    assert TrainConfig.from_dict({"epochs": 5}).instance_noise == 0.0  # checkpoints from before the option: off
