@@ -112,11 +112,24 @@ def test_reference_has_alpha_on_both_sides_of_the_threshold(reference):
 def test_eager_generator_rebuilt_from_the_checkpoint_is_the_trained_one(run, reference):
     state = load_checkpoint(run)
     trainer = Trainer.from_state(state, torch.device("cpu"))
-    seeds = [3, 14, 15]
+    trained = trainer.G_ema if trainer.G_ema is not None else trainer.G
     rebuilt = load_generator(state)
+    # the same model: the same weights and batch-norm statistics, bit for bit
+    own = trained.state_dict()
+    assert own.keys() == rebuilt.state_dict().keys()
+    for name, tensor in rebuilt.state_dict().items():
+        assert torch.equal(tensor, own[name].contiguous()), name
+    # and the same sprites. The trainer runs channels-last, the rebuilt module contiguous: different kernels,
+    # whose sums round differently in the last bits (on AVX2-only CPUs a level flips on ~1 pixel in 10^5), so
+    # floats agree to a tolerance and levels to one step on a tiny share of pixels.
+    seeds = [3, 14, 15]
+    trained.eval()
     with torch.no_grad():
-        image = rebuilt(torch.from_numpy(latents(seeds, 100))).numpy()
-    np.testing.assert_array_equal(trainer.sample(seeds), levels(image).transpose(0, 2, 3, 1).astype(np.uint8))
+        z = torch.from_numpy(latents(seeds, 100))
+        ours, theirs = trained(z).float().numpy(), rebuilt(z).numpy()
+    assert np.abs(ours - theirs).max() <= 1e-4
+    gap = np.abs(trainer.sample(seeds).astype(np.int16) - levels(theirs).transpose(0, 2, 3, 1))
+    assert gap.max() <= 1 and (gap > 0).mean() <= 1e-3
 
 
 @pytest.mark.parametrize("batch", BATCHES)
