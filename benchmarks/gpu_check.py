@@ -35,11 +35,11 @@ import torch
 
 from dcgan.export import formats as F
 from dcgan.export.demo import demo_checkpoint
-from dcgan.export.exporter import ExportError, export_checkpoint, load_generator
+from dcgan.export.exporter import ExportError, export_checkpoint
 from dcgan.export.parity import compare, table
 from dcgan.serve.latent import latents
 from dcgan.serve.runtime import ProviderError, open_session
-from dcgan.train.checkpoint import load_checkpoint
+from dcgan.train.checkpoint import load_checkpoint, load_generator
 
 PARITY_BATCHES = (1, 7, 256)
 SPEED_BATCHES = (256, 1024)

@@ -18,7 +18,7 @@ import torch
 from dcgan.serve.contract import EXPORT_MANIFEST, META_PREFIX, OUTPUT_SPRITE
 from dcgan.serve.files import write_text_atomic
 from dcgan.serve.latent import LATENT_RECIPE, latents
-from dcgan.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_weights, package_version
+from dcgan.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_generator, package_version, retired_note
 from dcgan.train.config import ModelConfig
 from dcgan.train.model import Generator
 
@@ -54,15 +54,6 @@ def newest_run(root: Path = Path("runs")) -> Path | None:
     """The run folder under `root` whose checkpoint was written last."""
     checkpoints = sorted(root.glob(f"*/{CHECKPOINT_NAME}"), key=lambda p: p.stat().st_mtime)
     return checkpoints[-1].parent if checkpoints else None
-
-
-def load_generator(state: dict, ema: bool = True) -> Generator:
-    """The generator of a checkpoint in eval mode (batch norm on running statistics): its EMA weights if it has
-    them and `ema`, else the trained (live) generator's."""
-    generator = Generator(ModelConfig.from_dict(state["model_config"]))
-    ema = ema and "generator_ema" in state
-    load_weights(generator, state["generator_ema" if ema else "generator"], "EMA generator" if ema else "generator")
-    return generator.eval()
 
 
 def metadata(state: dict, checkpoint_sha: str, fmt: F.Format, exported: str) -> dict[str, str]:
@@ -131,6 +122,8 @@ def export_checkpoint(
     """Write `formats` for the checkpoint `source` (a file or a run folder) into `out_dir`."""
     ckpt = source / CHECKPOINT_NAME if source.is_dir() else source
     state = load_checkpoint(ckpt)
+    if note := retired_note(state, ckpt):
+        log(note)
     out_dir = Path(out_dir) if out_dir is not None else ckpt.parent / "export"
     targets = [out_dir / f.filename for f in formats] + [out_dir / EXPORT_MANIFEST]
     existing = [p.name for p in targets if p.exists()]
@@ -179,6 +172,8 @@ def export_checkpoint(
         "torch_version": str(torch.__version__),
         "exported": exported,
         "model_config": state["model_config"],
+        "train_config": state["train_config"],
+        **({"retired_settings": state["retired"]} if state["retired"] else {}),
         "data_fingerprint": state.get("data", {}).get("fingerprint", ""),
         "files": files,
         "parity_seeds": seed_batches,

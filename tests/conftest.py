@@ -21,17 +21,6 @@ def crowd(pool: np.ndarray, centres: np.ndarray, n: int) -> np.ndarray:
     return pool[np.isin(bins, np.bincount(bins).argsort()[-2:])][:n]
 
 
-def flat_ripple(layer) -> float:
-    """How far a flat feature map through an upsampling layer comes out from flat (inside the border), relative
-    to its size: about 0 for a checkerboard-free kernel, where the four output phases have equal gain."""
-    import torch
-
-    flat = torch.randn(1, layer.in_channels, 1, 1).expand(1, layer.in_channels, 6, 6)
-    with torch.no_grad():
-        out = layer(flat)[0, :, 2:-2, 2:-2]
-    return ((out - out.mean(dim=(1, 2), keepdim=True)).abs().max() / out.abs().mean()).item()
-
-
 def synthetic_sprite(rng: np.random.Generator, size: tuple[int, int] = (96, 96)) -> Image.Image:
     """A palette sprite like the real ones: a coloured blob on a transparent background (tRNS index 0)."""
     w, h = size

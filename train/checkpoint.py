@@ -1,4 +1,5 @@
-"""Checkpoints: one dict of tensors and plain values, written atomically, read with weights_only=True."""
+"""Checkpoints: one dict of tensors and plain values, written atomically, read with weights_only=True; and the
+generator rebuilt from one, as export and evaluation use it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, retire
+from .model import Generator
 
 FORMAT = 1  # bump when the layout of the dict changes; load_checkpoint names the difference
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -72,14 +74,38 @@ def load_checkpoint(path: str | Path) -> dict:
             f"(written by dcgan-pokemon {state.get('package_version', '?')}, this is {package_version()})"
         )
     try:
-        ModelConfig.from_dict(state["model_config"])
-        TrainConfig.from_dict(state["train_config"])
+        model, train, state["retired"] = retire(state["model_config"], state["train_config"])
+        ModelConfig.from_dict(model)
+        TrainConfig.from_dict(train)
+        state["model_config"], state["train_config"] = model, train
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(
             f"{path} has settings this version does not know ({err}); it was written by dcgan-pokemon "
             f"{state.get('package_version', '?')}, this is {package_version()}"
         ) from err
     return state
+
+
+def retired_settings(state: dict) -> str:
+    """The training settings of a loaded checkpoint that this version no longer has, as "name=value, ..."; "" if it
+    used none (it trained as this version trains)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(state.get("retired", {}).items()))
+
+
+def retired_note(state: dict, path: str | Path) -> str | None:
+    """One line for export and evaluation of a checkpoint that used settings this version no longer has."""
+    if settings := retired_settings(state):
+        return f"note: {path} was trained with settings this version no longer has ({settings}); its generator loads"
+    return None
+
+
+def load_generator(state: dict, ema: bool = True) -> Generator:
+    """The generator of a checkpoint in eval mode (batch norm on running statistics): its EMA weights if it has
+    them and `ema`, else the trained (live) generator's."""
+    generator = Generator(ModelConfig.from_dict(state["model_config"]))
+    ema = ema and "generator_ema" in state
+    load_weights(generator, state["generator_ema" if ema else "generator"], "EMA generator" if ema else "generator")
+    return generator.eval()
 
 
 def load_weights(module: torch.nn.Module, weights: dict, what: str, path: str | Path = "the checkpoint") -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .cli import require_torch
+from .extra import require_torch
 
 METRICS = {  # name: (what it says, which way is good)
     "diversity_ratio": ("mean pairwise distance, over the training set's", "near the floor (1 = as varied as real)"),
@@ -47,16 +47,16 @@ def generate(model: Path, n: int, first_seed: int = 0, live: bool = False) -> tu
     from dcgan.serve.generator import ModelError, SpriteGenerator
     from dcgan.serve.latent import latents
 
-    from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+    from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, load_generator, retired_note
 
     ckpt = model / CHECKPOINT_NAME if model.is_dir() else model
     if ckpt.suffix != ".onnx" and ckpt.exists():
         import torch
 
-        from dcgan.export.exporter import load_generator
-
         try:
             state = load_checkpoint(ckpt)
+            if note := retired_note(state, ckpt):
+                click.echo(note, err=True)
             ema = not live and "generator_ema" in state
             generator = load_generator(state, ema=ema)
         except CheckpointError as err:

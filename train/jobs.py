@@ -16,9 +16,8 @@ from pathlib import Path
 
 import click
 
-from .augment import parse_policy
-from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from .config import ModelConfig, TrainConfig
+from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, retired_settings
+from .config import ModelConfig, TrainConfig, check_combination
 from .data import NoImagesError, SpriteSet, load_folder
 from .download import DownloadError, fetch_pokeapi_sprites
 from .loop import FitResult, Trainer, fit, resolve_device
@@ -108,29 +107,24 @@ def data_info(folder: Path, sprites: SpriteSet, all_frames: bool = False) -> dic
     }
 
 
-def new_job(
-    data: Path | None, run_dir: Path, epochs: int, device: str, model: dict, train: dict, all_frames: bool = False
-) -> Job:
+def new_job(data: Path | None, run_dir: Path, device: str, model: dict, train: dict, all_frames: bool = False) -> Job:
+    """A new run of `model` and `train` (ModelConfig and TrainConfig fields) into `run_dir`."""
     try:
-        model_cfg = ModelConfig(**model)
+        model_cfg, train_cfg = ModelConfig(**model), TrainConfig(**train)
+        check_combination(model_cfg, train_cfg)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
-    try:
-        parse_policy(train.get("diffaugment", ""))
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--diffaugment") from err
     folder, sprites = load_data(data, model_cfg.image_size, all_frames)
-    if train["batch_size"] > len(sprites):
+    if train_cfg.batch_size > len(sprites):
         click.echo(
-            f"note: --batch-size {train['batch_size']} is more than the {len(sprites)} images; using {len(sprites)}",
+            f"note: --batch-size {train_cfg.batch_size} is more than the {len(sprites)} images; using {len(sprites)}",
             err=True,
         )
-        train = {**train, "batch_size": len(sprites)}
+        train_cfg = dataclasses.replace(train_cfg, batch_size=len(sprites))
     if len(sprites) < 2:
         raise click.BadParameter(
             f"{folder} has 1 usable image; batch norm needs a batch of at least 2", param_hint="--data"
         )
-    train_cfg = TrainConfig(epochs=epochs, **train)
     trainer = Trainer(model_cfg, train_cfg, resolve_device(device), data_info(folder, sprites, all_frames))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -142,7 +136,7 @@ def new_job(
             {"model": model_cfg.to_dict(), "train": dataclasses.asdict(train_cfg), "data": trainer.data_info}, indent=2
         )
     )
-    return Job(trainer, sprites, run_dir, epochs, lock)
+    return Job(trainer, sprites, run_dir, train_cfg.epochs, lock)
 
 
 def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str) -> Job:
@@ -150,6 +144,12 @@ def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str)
         state = load_checkpoint(resume)
     except CheckpointError as err:
         raise click.BadParameter(str(err), param_hint="--resume") from err
+    if settings := retired_settings(state):
+        raise click.BadParameter(
+            f"{resume} was trained with settings this version no longer has ({settings}), so it cannot go on as it "
+            "was; export or evaluate it as it is, or start a new run",
+            param_hint="--resume",
+        )
     run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
     lock = RunLock(run_dir).acquire()
     try:

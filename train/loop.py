@@ -27,17 +27,15 @@ from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
 
 from . import watch
-from .augment import ada_adjust, ada_geometric, diff_augment, parse_policy
+from .augment import diff_augment
 from .checkpoint import CHECKPOINT_NAME, FORMAT, load_weights, package_version, save_checkpoint
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, check_combination, parse_policy
 from .data import SpriteSet
-from .model import build_models, even_upsampling_phases, recompute_batch_norm
+from .model import build_models, recompute_batch_norm
 
 GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shared latent convention
 KEPT_DIR = "checkpoints"  # every --keep-every epochs' checkpoint, as epochNNNN.pt
 BEST_NAME = "best.pt"  # the checkpoint with the most diverse samples that did not trip the collapse alarm
-LECAM_DECAY = 0.99  # per step, of the LeCam anchors (Tseng et al. 2021's value)
-REPLAY_SIZE = 512  # generated sprites kept for --replay, as uint8 like the real ones: 19 MB in the checkpoint
 
 
 def cpu_has_native_bf16() -> bool:
@@ -71,28 +69,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def discriminator_loss(
-    loss: str, d_real: torch.Tensor, d_fake: torch.Tensor, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """Discriminator loss on raw scores (logits) of real and generated sprites; lower is better for D.
-    `label_smoothing` (bce only): real sprites' target is 1 - label_smoothing instead of 1 (one-sided)."""
+def discriminator_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss on raw scores (logits) of real and generated sprites; lower is better for D."""
     if loss == "hinge":
         return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
     if loss == "bce":
-        real_target = torch.full_like(d_real, 1.0 - label_smoothing)
-        return F.binary_cross_entropy_with_logits(d_real, real_target) + F.binary_cross_entropy_with_logits(
-            d_fake, torch.zeros_like(d_fake)
-        )
+        real = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+        return real + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
     if loss == "wgan-gp":  # the critic's Wasserstein estimate, negated; the penalty is added by the caller
         return d_fake.mean() - d_real.mean()
     raise ValueError(f"unknown loss {loss!r}")
-
-
-def lecam_penalty(d_real: torch.Tensor, d_fake: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """LeCam regularisation (Tseng et al. 2021) on raw scores: real scores above the moving average of fake scores,
-    and fake scores below that of real ones, squared. anchors: (real average, fake average)."""
-    real_anchor, fake_anchor = anchors
-    return F.relu(d_real - fake_anchor).square().mean() + F.relu(real_anchor - d_fake).square().mean()
 
 
 def generator_loss(loss: str, d_gen: torch.Tensor) -> torch.Tensor:
@@ -118,11 +104,10 @@ class Trainer:
     """Models, optimisers and the position in training; `state_dict` is the whole checkpoint."""
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, data_info: dict):
+        check_combination(model_cfg, train_cfg)
         self.model_cfg, self.cfg, self.device, self.data_info = model_cfg, train_cfg, device, data_info
         torch.manual_seed(train_cfg.seed)  # weight init
-        self.G, self.D = build_models(model_cfg, train_cfg.g_init)
-        if train_cfg.even_upsampling:
-            even_upsampling_phases(self.G)  # before the EMA copy, so that it starts even too
+        self.G, self.D = build_models(model_cfg)
         memory_format = torch.channels_last if train_cfg.channels_last else torch.preserve_format
         self.G.to(device, memory_format=memory_format)
         self.D.to(device, memory_format=memory_format)
@@ -132,7 +117,7 @@ class Trainer:
         self.ema_beta = 0.5 ** (train_cfg.batch_size / train_cfg.ema_half_life) if self.G_ema is not None else 0.0
         betas = (train_cfg.beta1, train_cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=train_cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=train_cfg.lr_d or train_cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=train_cfg.lr, betas=betas)
         self.dtype = amp_dtype(device, train_cfg.amp)
         # loss scaling is only needed for fp16; bf16 has fp32's range
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
@@ -143,9 +128,6 @@ class Trainer:
         self.perm: torch.Tensor | None = None  # order of the epoch in progress
         self.best: dict | None = None  # {"epoch", "diversity_ratio"} of best.pt
         self.modes: dict | None = None  # the collapse watch's history of modes and colours (watch.follow_modes)
-        self.lecam_anchors: torch.Tensor | None = None  # moving averages of D's mean (real, fake) scores
-        self.ada_p = 0.0  # the adaptive augmentation's probability (cfg.ada_target)
-        self.replay_buffer: torch.Tensor | None = None  # uint8 (N, C, H, W) sprites of earlier steps (cfg.replay)
 
     # -- checkpoint -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -172,9 +154,6 @@ class Trainer:
             "perm": self.perm,
             "best": self.best,
             "modes": self.modes,
-            "lecam_anchors": None if self.lecam_anchors is None else self.lecam_anchors.cpu(),
-            "ada_p": self.ada_p,
-            "replay_buffer": None if self.replay_buffer is None else self.replay_buffer.cpu(),
         }
 
     @classmethod
@@ -194,11 +173,6 @@ class Trainer:
         trainer.batch_in_epoch, trainer.perm = state["batch_in_epoch"], state["perm"]
         trainer.best = state.get("best")
         trainer.modes = state.get("modes")
-        anchors = state.get("lecam_anchors")
-        trainer.lecam_anchors = None if anchors is None else anchors.to(device)
-        trainer.ada_p = state.get("ada_p", 0.0)
-        kept = state.get("replay_buffer")
-        trainer.replay_buffer = None if kept is None else kept.to(device)
         return trainer
 
     # -- one optimiser step -----------------------------------------------------------------------
@@ -218,15 +192,8 @@ class Trainer:
             real = real.contiguous(memory_format=torch.channels_last)
         z = torch.randn(b, self.model_cfg.nz, generator=self.rng).to(self.device)
 
-        # this step's augmentation probability and instance noise, for real and fake alike
-        ada_p, sigma = self.ada_p, self.instance_noise_sigma()
-
         def augment(x: torch.Tensor) -> torch.Tensor:  # the same policy for real and fake, in both steps
-            x = ada_geometric(x, ada_p, self.rng)
-            x = diff_augment(x, self.policy, self.rng) if self.policy else x
-            if sigma:
-                x = x + sigma * torch.randn(x.shape, generator=self.rng).to(x.device, x.dtype)
-            return x
+            return diff_augment(x, self.policy, self.rng) if self.policy else x
 
         # discriminator: score real sprites high and generated ones low
         with self.autocast():
@@ -234,87 +201,35 @@ class Trainer:
             real_in = augment(real)
             if self.cfg.r1:
                 real_in = real_in.detach().requires_grad_(True)
-            fake_in = augment(self.replayed(fake.detach()))
-            d_real, d_fake = self.score(real_in, fake_in)
-            loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake, self.cfg.label_smoothing)
+            fake_in = augment(fake.detach())
+            d_real, d_fake = self.D(real_in).float(), self.D(fake_in).float()
+            loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake)
         if self.cfg.loss == "wgan-gp":
             loss_d = loss_d + self.cfg.gp_weight * self.gradient_penalty(real_in, fake_in)
         if self.cfg.r1:
             (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
             loss_d = loss_d + self.cfg.r1 / 2 * grad.float().flatten(1).square().sum(dim=1).mean()
-        if self.cfg.lecam:
-            means = torch.stack([d_real.detach().mean(), d_fake.detach().mean()])
-            # the first step starts the averages at its own means: no bias towards an arbitrary start
-            self.lecam_anchors = (
-                means if self.lecam_anchors is None else self.lecam_anchors.lerp(means, 1 - LECAM_DECAY)
-            )
-            loss_d = loss_d + self.cfg.lecam * lecam_penalty(d_real, d_fake, self.lecam_anchors)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
 
         # generator: make the discriminator score its sprites as real
         with self.autocast():
-            # with a joint batch, the generated sprites are scored beside the same real ones as in D's step
-            beside = (real_in.detach(),) if self.cfg.d_joint_batch else ()
-            d_gen = self.score(*beside, augment(fake))[-1]
-            loss_g = generator_loss(self.cfg.loss, d_gen)
+            loss_g = generator_loss(self.cfg.loss, self.D(augment(fake)).float())
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()
-        if self.cfg.even_upsampling:
-            even_upsampling_phases(self.G)
         if self.G_ema is not None:
             with torch.no_grad():
                 for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
                     p_ema.lerp_(p, 1.0 - self.ema_beta)
-        stats = {
+        return {
             "loss_d": loss_d.item(),
             "loss_g": loss_g.item(),
             "d_x": d_real.mean().item(),  # mean raw scores: their gap is what every loss widens
             "d_g_z": d_fake.mean().item(),
         }
-        if self.cfg.instance_noise:
-            stats["noise"] = sigma
-        if self.cfg.ada_target:
-            stats["ada_r"] = torch.sign(d_real.detach()).mean().item()  # the overfitting heuristic
-            stats["ada_p"] = ada_p
-            self.ada_p = ada_adjust(ada_p, stats["ada_r"], self.cfg.ada_target, b)
-        return stats
-
-    def instance_noise_sigma(self) -> float:
-        """The standard deviation of the instance noise in the coming step: cfg.instance_noise, falling linearly
-        with the steps taken to 0 at cfg.instance_noise_epochs epochs (of full batches) of the run's data."""
-        if not self.cfg.instance_noise:
-            return 0.0
-        steps = self.cfg.instance_noise_epochs * max(self.data_info["count"] // self.cfg.batch_size, 1)
-        return self.cfg.instance_noise * max(0.0, 1.0 - self.step / steps)
-
-    def replayed(self, fake: torch.Tensor) -> torch.Tensor:
-        """The generated batch D scores: with cfg.replay, its last round(replay * B) sprites swapped for sprites
-        drawn from the buffer of earlier steps, whose places the swapped-out ones take. The buffer first fills
-        with whole batches, until REPLAY_SIZE; until then D sees this step's sprites only."""
-        if not self.cfg.replay:
-            return fake
-        levels = to_levels(fake).contiguous()
-        if self.replay_buffer is None or len(self.replay_buffer) < REPLAY_SIZE:
-            kept = () if self.replay_buffer is None else (self.replay_buffer,)
-            self.replay_buffer = torch.cat([*kept, levels])[:REPLAY_SIZE]
-            return fake
-        keep = len(fake) - round(self.cfg.replay * len(fake))
-        slots = torch.randperm(REPLAY_SIZE, generator=self.rng)[: len(fake) - keep].to(self.device)
-        old = self.replay_buffer[slots].to(fake.dtype).div_(127.5).sub_(1.0)
-        self.replay_buffer[slots] = levels[keep:]
-        mixed = torch.cat([fake[:keep], old])
-        return mixed.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else mixed
-
-    def score(self, *batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """D's raw scores (float32) of each batch: one forward pass over all of them with `d_joint_batch`, else
-        one pass per batch, each normalised by its own batch statistics."""
-        if self.cfg.d_joint_batch:
-            return self.D(torch.cat(batches)).float().split([len(x) for x in batches])
-        return tuple(self.D(x).float() for x in batches)
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """WGAN-GP (Gulrajani et al. 2017): (|grad D| - 1)^2 at random points between real and fake sprites."""
@@ -390,7 +305,7 @@ def fit(
             trainer.perm = torch.randperm(n, generator=trainer.rng)
             trainer.batch_in_epoch = 0
         epoch = trainer.epoch + 1
-        totals = dict.fromkeys(("loss_d", "loss_g", "d_x", "d_g_z"), 0.0)  # and ADA's and the instance noise's, when on
+        totals = dict.fromkeys(("loss_d", "loss_g", "d_x", "d_g_z"), 0.0)
         done, started = 0, time.perf_counter()
         label = f"epoch {epoch}/{epochs}"
         with click.progressbar(
@@ -407,7 +322,7 @@ def fit(
                 trainer.step += 1
                 done += 1
                 for k, v in stats.items():
-                    totals[k] = totals.get(k, 0.0) + v
+                    totals[k] += v
                 rate = done * b / (time.perf_counter() - started)
                 bar.update(1, _describe(stats, rate))
                 if not all(np.isfinite(v) for v in stats.values()):
@@ -475,9 +390,7 @@ def _link(src: Path, dest: Path) -> None:
 
 
 def _describe(stats: dict, rate: float) -> str:
-    ada = f"  ADA p {stats['ada_p']:.2f}" if "ada_p" in stats else ""
-    noise = f"  noise {stats['noise']:.3f}" if "noise" in stats else ""
     return (
         f"loss_D {stats['loss_d']:.3f}  loss_G {stats['loss_g']:.3f}  "
-        f"D(x) {stats['d_x']:+.2f}  D(G(z)) {stats['d_g_z']:+.2f}{ada}{noise}  {rate:.0f} img/s"
+        f"D(x) {stats['d_x']:+.2f}  D(G(z)) {stats['d_g_z']:+.2f}  {rate:.0f} img/s"
     )

@@ -3,14 +3,12 @@
 Strided (transposed) convolutions only, no pooling, no dense layers; batch norm everywhere except the
 generator's output and the discriminator's input; ReLU + tanh in the generator; LeakyReLU(0.2) in the
 discriminator, which returns logits (scores, for the hinge and Wasserstein losses). The discriminator's
-batch norm can be swapped for spectral norm (`ModelConfig.d_norm`), the small-data recipe's choice. The spatial
-path is 1 -> 6 -> 12 -> 24 -> 48 -> 96: one 6x6 projection then a doubling per stage, so 96 px comes out
-natively.
+batch norm can be swapped for spectral norm, or left out for WGAN-GP (`ModelConfig.d_norm`); the shipped recipe
+keeps the paper's batch norm. The spatial path is 1 -> 6 -> 12 -> 24 -> 48 -> 96: one 6x6 projection then a
+doubling per stage, so 96 px comes out natively.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -50,30 +48,13 @@ class Generator(nn.Module):
         return self.main(z)
 
 
-class MinibatchStd(nn.Module):
-    """Append one feature map: the standard deviation of the features across each group of `group` samples,
-    averaged over channels and pixels (Karras et al. 2018). No parameters. Sample i is in group i mod (B / g)."""
-
-    def __init__(self, group: int):
-        super().__init__()
-        self.group = group
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        g = math.gcd(self.group, b)  # a batch that the group size does not divide uses smaller groups
-        y = x.float().reshape(g, -1, c, h, w)
-        y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # (B / g, C, H, W)
-        y = y.mean(dim=(1, 2, 3)).reshape(-1, 1, 1, 1).repeat(g, 1, h, w)  # (B, 1, H, W)
-        return torch.cat([x, y.to(x.dtype)], dim=1)
-
-
 class Discriminator(nn.Module):
     """image (B, channels, size, size) -> logits (B,)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        spectral = cfg.d_norm.startswith("spectral")
+        spectral = cfg.d_norm == "spectral"
 
         def conv(c_in: int, c_out: int, *args) -> nn.Module:
             layer = nn.Conv2d(c_in, c_out, *args, bias=False)
@@ -88,14 +69,12 @@ class Discriminator(nn.Module):
         # (ndf*2) x 24 x 24 -> (ndf*4) x 12 x 12 -> (ndf*8) x 6 x 6
         for _ in range(cfg.stages - 1):
             layers += [conv(width, width * 2, 4, 2, 1)]
-            if cfg.d_norm.endswith("batch"):
+            if cfg.d_norm == "batch":
                 layers += [nn.BatchNorm2d(width * 2)]
             layers += [nn.LeakyReLU(0.2, inplace=True)]
             width *= 2
-        if cfg.mbstd_group:
-            layers.append(MinibatchStd(cfg.mbstd_group))
         # 1 x 1 x 1: a convolution over the whole 6x6 map instead of a dense layer; logits, no sigmoid
-        layers.append(conv(width + (1 if cfg.mbstd_group else 0), 1, BASE_SIZE, 1, 0))
+        layers.append(conv(width, 1, BASE_SIZE, 1, 0))
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,50 +95,11 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-@torch.no_grad()
-def init_upsampling_evenly(generator: nn.Module) -> None:
-    """Start each stride-2 transposed convolution as nearest-neighbour upsampling followed by a 3x3 convolution
-    drawn from N(0, 0.02) (ICNR, Aitken et al. 2017): the 4x4 kernel is the 3x3 one spread over 2x2 pixels
-    and halved, so the four output pixels of each input pixel start with the same response. A kernel drawn
-    directly from N(0, 0.02) gives them independent responses: the checkerboard of Odena et al. (2016)."""
-    for layer in upsampling_layers(generator):
-        c_in, c_out = layer.weight.shape[:2]
-        small = torch.randn(c_in * c_out, 1, 3, 3) * INIT_STD
-        spread = nn.functional.conv_transpose2d(small, torch.ones(1, 1, 2, 2)) / 2  # -> 4 x 4
-        layer.weight.copy_(spread.reshape(c_in, c_out, 4, 4))
-
-
-def upsampling_layers(generator: nn.Module) -> list[nn.ConvTranspose2d]:
-    """The generator's stride-2, 4x4 transposed convolutions: the layers that double the side."""
-    return [
-        m for m in generator.modules()
-        if isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2) and m.kernel_size == (4, 4)
-    ]  # fmt: skip
-
-
-@torch.no_grad()
-def even_upsampling_phases(generator: nn.Module) -> None:
-    """Project each upsampling kernel, in place, onto the nearest one (least squares) whose four output phases
-    have the same gain: a flat feature map then comes out flat, the condition for checkerboard-free upsampling
-    (Sugawara et al. 2019). In a stride-2 transposed convolution, output pixels of one parity in y and x (a
-    phase) are fed by the kernel taps of one parity, 4 of the 16; for each input-output channel pair the
-    phases' tap sums are set to their mean by moving each tap by a quarter of its phase's excess. Projected
-    kernels, and averages of them (the EMA), are left unchanged."""
-    for layer in upsampling_layers(generator):
-        w = layer.weight.unflatten(2, (2, 2)).unflatten(4, (2, 2))  # (in, out, ky // 2, ky % 2, kx // 2, kx % 2)
-        sums = w.sum(dim=(2, 4), keepdim=True)  # each phase's tap sum
-        excess = (sums - sums.mean(dim=(3, 5), keepdim=True)) / 4
-        layer.weight.sub_(excess.expand(w.shape).flatten(4, 5).flatten(2, 3))
-
-
-def build_models(cfg: ModelConfig, g_init: str = "normal") -> tuple[Generator, Discriminator]:
-    """A freshly initialised generator and discriminator (uses torch's global RNG: seed it first). `g_init`:
-    G_INITS; "icnr" starts G's upsampling kernels with even phases (init_upsampling_evenly)."""
+def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
+    """A freshly initialised generator and discriminator (uses torch's global RNG: seed it first)."""
     g, d = Generator(cfg), Discriminator(cfg)
     g.apply(init_weights)
     d.apply(init_weights)
-    if g_init == "icnr":
-        init_upsampling_evenly(g)
     return g, d
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from .cli import require_torch
 from .evaluate import generate, load_real
+from .extra import require_torch
 
 COLUMNS = {  # metric: column heading
     "ndb": "NDB",

@@ -16,10 +16,9 @@ from conftest import synthetic_sprite
 from dcgan.export import formats as F
 from dcgan.export.cli import main as export_main
 from dcgan.export.demo import calibrate
-from dcgan.export.exporter import load_generator
 from dcgan.serve.latent import latents
 from dcgan.serve.runtime import CUDA, CUDA_OPTIONS
-from dcgan.train.checkpoint import load_checkpoint, save_checkpoint
+from dcgan.train.checkpoint import load_checkpoint, load_generator, save_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.loop import Trainer
 

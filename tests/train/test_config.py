@@ -1,0 +1,106 @@
+"""Settings that cannot be lost: the defaults are the shipped recipe, unknown keys are named, and a checkpoint written
+with a setting this version no longer has still exports but cannot be resumed."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import synthetic_sprite
+from dcgan.export.cli import main as export_main
+from dcgan.train.checkpoint import load_checkpoint, save_checkpoint
+from dcgan.train.cli import main as train_main
+from dcgan.train.config import LEGACY_TRAIN, ModelConfig, TrainConfig, retire
+
+SHIPPED = Path(__file__).resolve().parents[2] / "serve" / "models" / "export.json"
+# what belongs to one run rather than to its recipe: which seed it drew, how often it wrote grids and kept checkpoints
+RUN_BOOKKEEPING = {"seed", "epochs", "sample_every", "keep_every"}
+
+
+def invoke(command, *args):
+    return CliRunner().invoke(command, [*map(str, args)])
+
+
+def test_a_bare_run_records_the_shipped_models_recipe(make_sprites, tmp_path):
+    shipped = json.loads(SHIPPED.read_text())
+    model, train, retired = retire(shipped["model_config"], shipped["train_config"])
+    assert retired == {}  # it trained with nothing this version lacks
+    result = invoke(train_main, "--data", make_sprites(32), "--out", tmp_path / "run", "--epochs", 1, "-q")
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"] == model
+    recipe = {k: v for k, v in config["train"].items() if k not in RUN_BOOKKEEPING}
+    assert recipe == {k: v for k, v in TrainConfig.from_dict(train).to_dict().items() if k not in RUN_BOOKKEEPING}
+    # and with no --epochs at all, a run trains to the epoch the shipped model was taken at
+    assert TrainConfig().epochs == shipped["source"]["epoch"]
+
+
+def test_unknown_keys_are_named_not_dropped():
+    with pytest.raises(ValueError, match="colour"):
+        ModelConfig.from_dict({**ModelConfig().to_dict(), "colour": 3})
+    with pytest.raises(ValueError, match="warmup"):
+        TrainConfig.from_dict({"epochs": 5, "warmup": 10})
+    # a checkpoint from before a setting existed keeps what it trained with: the plain DCGAN
+    assert TrainConfig.from_dict({"epochs": 5}) == TrainConfig(epochs=5, **LEGACY_TRAIN)
+
+
+def test_retired_settings_are_named_only_where_they_were_on():
+    model = {**ModelConfig().to_dict(), "mbstd_group": 0, "d_norm": "spectral-batch"}
+    train = {**TrainConfig().to_dict(), "lecam": 0.0, "label_smoothing": 0.1, "instance_noise_epochs": 50}
+    model_now, train_now, in_use = retire(model, train)
+    assert in_use == {"d_norm": "spectral-batch", "label_smoothing": 0.1}
+    assert ModelConfig.from_dict(model_now).d_norm == "spectral"  # the same generator; only D differed
+    assert TrainConfig.from_dict(train_now) == TrainConfig()
+
+
+def old_checkpoint(run: Path, dest: Path, **retired) -> Path:
+    """The run's checkpoint as an earlier version wrote it: every setting it had, with `retired` turned on, and the
+    state its options kept."""
+    state = load_checkpoint(run)
+    off = {"lr_d": 0.0, "lecam": 0.0, "label_smoothing": 0.0, "ada_target": 0.0, "replay": 0.0,
+           "instance_noise": 0.0, "instance_noise_epochs": 100, "d_joint_batch": False, "g_init": "normal",
+           "even_upsampling": False}  # fmt: skip
+    state["train_config"] = {**state["train_config"], **off, **retired}
+    state["model_config"] = {**state["model_config"], "mbstd_group": 0}
+    state.update(lecam_anchors=None, ada_p=0.0, replay_buffer=None)
+    del state["retired"]
+    dest.mkdir()
+    save_checkpoint(state, dest / "checkpoint.pt")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("old")
+    data = root / "sprites"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        synthetic_sprite(rng).save(data / f"{i}.png", transparency=0)
+    args = ["--data", data, "--out", root / "run", "--epochs", 1, "--ngf", 4, "--ndf", 4, "--batch-size", 4, "-q"]
+    assert invoke(train_main, *args).exit_code == 0
+    return root
+
+
+def test_a_checkpoint_with_a_removed_option_exports_with_one_line_and_is_refused_on_resume(tiny_run):
+    old = old_checkpoint(tiny_run / "run", tiny_run / "smoothed", label_smoothing=0.1)
+    exported = invoke(export_main, old, "--onnx")
+    assert exported.exit_code == 0, exported.output
+    notes = [line for line in exported.output.splitlines() if "no longer has" in line]
+    assert len(notes) == 1 and "label_smoothing=0.1" in notes[0]
+    assert json.loads((old / "export" / "export.json").read_text())["retired_settings"] == {"label_smoothing": 0.1}
+
+    resumed = invoke(train_main, "--resume", old, "--epochs", 2, "-q")
+    assert resumed.exit_code == 2 and "Traceback" not in resumed.output
+    assert "label_smoothing=0.1" in resumed.output and "cannot go on" in resumed.output
+    assert load_checkpoint(old)["epoch"] == 1  # nothing trained
+
+
+def test_an_old_checkpoint_whose_removed_options_were_off_resumes_as_it_was(tiny_run):
+    old = old_checkpoint(tiny_run / "run", tiny_run / "plain")
+    resumed = invoke(train_main, "--resume", old, "--epochs", 2, "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert "no longer has" not in resumed.output
+    assert load_checkpoint(old)["epoch"] == 2
