@@ -21,6 +21,17 @@ def crowd(pool: np.ndarray, centres: np.ndarray, n: int) -> np.ndarray:
     return pool[np.isin(bins, np.bincount(bins).argsort()[-2:])][:n]
 
 
+def read_until(stream, prefix: str) -> list[str]:
+    """Lines of a subprocess's text pipe up to and including the first that starts with `prefix`: the process says
+    when it got there, no polling. Fails if the pipe closes first (the process ended); pytest-timeout bounds it."""
+    lines = []
+    for line in stream:
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError(f"the process ended before printing {prefix!r}: {''.join(lines)}")
+
+
 def synthetic_sprite(rng: np.random.Generator, size: tuple[int, int] = (96, 96)) -> Image.Image:
     """A palette sprite like the real ones: a coloured blob on a transparent background (tRNS index 0)."""
     w, h = size

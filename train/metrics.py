@@ -122,7 +122,9 @@ def mean_ms_ssim(sprites: np.ndarray, pairs: int = MS_SSIM_PAIRS, seed: int = 0)
     rng = np.random.default_rng(seed)
     first = rng.integers(n, size=pairs)
     second = (first + rng.integers(1, n, size=pairs)) % n  # never the sprite itself
-    rgb = torch.from_numpy(composite(sprites).astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+    # channels-last in memory, whatever layout the sprites came in: pytorch_msssim's depthwise Gaussian filter runs
+    # about 4x faster on it than on NCHW here (finish_sprites hands over an NCHW-strided view)
+    rgb = torch.from_numpy(np.ascontiguousarray(composite(sprites), dtype=np.float32) / 255.0).permute(0, 3, 1, 2)
     with torch.no_grad():
         values = [
             ms_ssim(rgb[first[i : i + 250]], rgb[second[i : i + 250]], size_average=False, **MS_SSIM)

@@ -4,11 +4,11 @@ trainings into one run folder are refused by its lock."""
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
 
+from conftest import read_until
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
 
@@ -47,12 +47,11 @@ def test_two_samplers_into_one_folder_leave_only_whole_correct_files(tiny_export
 def test_a_second_training_into_a_busy_run_folder_is_refused(make_sprites, tmp_path):
     run = tmp_path / "run"
     args = ["--data", str(make_sprites(6)), "--out", str(run), "--epochs", "500"]
-    tiny = ["--ngf", "4", "--ndf", "4", "--batch-size", "2", "-q"]
-    proc = subprocess.Popen([sys.executable, "-m", "dcgan.train", *args, *tiny], stderr=subprocess.PIPE, text=True)
+    tiny = ["--ngf", "4", "--ndf", "4", "--batch-size", "2", "--sample-every", "1000", "-q"]
+    cmd = [sys.executable, "-m", "dcgan.train", *args, *tiny]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 120
-        while not (run / "checkpoint.pt").exists() and time.time() < deadline:
-            time.sleep(0.05)
+        read_until(proc.stdout, "epoch 2/500")  # epoch 1's checkpoint was written before epoch 2 began
         before = load_checkpoint(run)["epoch"]
         result = CliRunner().invoke(train_main, ["--resume", str(run), "--epochs", "600", "-q"])
         assert result.exit_code == 1, result.output
@@ -63,7 +62,7 @@ def test_a_second_training_into_a_busy_run_folder_is_refused(make_sprites, tmp_p
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=120)
+            proc.communicate(timeout=120)  # reads the pipe to its end, so the process never blocks writing
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
