@@ -3,7 +3,7 @@
 Mode collapse shows as samples that are twins of each other: real sprites are never closer to one another
 than a threshold measured on the training set itself, so a sample whose nearest fellow sample is closer than
 that has a twin no real sprite has. The alarm trips when a quarter of the samples have one, or when samples
-that were clearly diverse fall below half the real sprites' spread (see `collapsed`).
+that were clearly diverse fall below half the real sprites' spread (see `alarms`).
 
 A generator can also collapse without twins: every creature a different shape, but all one colour and one
 texture. Its samples then crowd into a few of the k-means bins the training sprites fill (dcgan-eval's NDB
@@ -45,7 +45,7 @@ MODE_BINS = 40  # k-means bins of the training sprites that mode coverage counts
 # Healthy runs crowd for a while too, as their samples take colour: the width-54 recipe's fell to 0.23 at epochs
 # 60-70 (seed 6) and to 0.15-0.19 at epochs 60-80 (seed 9), and rose past 0.6 by epoch 110. Crowding counts once the
 # samples have spread (MODES_SPREAD) and only when it lasts longer than seed 9's 25 epochs: the one-batch run
-# (--d-joint-batch, seed 0) stayed at 0.11-0.18 from epoch 60 on.
+# (--d-joint-batch of b46a223, seed 0; docs/experiments.md) stayed at 0.11-0.18 from epoch 60 on.
 MODES_SPREAD = 0.4  # mode coverage the samples must have reached before crowding counts
 CROWDED = 0.2  # mode coverage at or below which the samples are crowded into a few bins
 CROWDED_EPOCHS = 30  # how long they must stay crowded for the alarm

@@ -111,9 +111,9 @@ def first_alarm(coverages, every=10, colours=None):
 
 def test_crowding_trips_the_alarm_only_when_it_lasts_after_the_samples_have_spread():
     """Mode coverage every 10 epochs as measured on two width-54 runs: a healthy one (seed 6) that crowds while
-    its samples take colour, then spreads again, and the one-batch run (--d-joint-batch) whose creatures all took
-    one colour and one texture; and every 5 epochs, the healthy run that crowded longest (seed 9, crowded for 25
-    epochs from epoch 60)."""
+    its samples take colour, then spreads again, and the one-batch run (--d-joint-batch, since removed) whose
+    creatures all took one colour and one texture; and every 5 epochs, the healthy run that crowded longest (seed 9,
+    crowded for 25 epochs from epoch 60)."""
     from dcgan.train.watch import CROWDED_EPOCHS, follow_modes, lasted
 
     healthy = [0.05, 0.07, 0.44, 0.44, 0.30, 0.23, 0.23, 0.30, 0.44, 0.57, 0.65, 0.68, 0.68]
