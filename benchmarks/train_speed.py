@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from report import cpu_name, publish  # benchmarks/ is on sys.path when run as a script
 
-from dcgan.train.config import ModelConfig, TrainConfig
+from dcgan.train.config import GENERATORS, ModelConfig, TrainConfig
 from dcgan.train.loop import Trainer, amp_dtype, cpu_has_native_bf16
 
 CONFIGS = [  # (name, amp, channels_last)
@@ -50,6 +50,7 @@ def images_per_s(trainer: Trainer, batch: torch.Tensor, steps: int) -> float:
 
 
 @click.command(context_settings={"show_default": True})
+@click.option("--generator", type=click.Choice(GENERATORS), default=ModelConfig().generator)
 @click.option("--ngf", type=click.IntRange(min=1), default=ModelConfig().ngf, help="generator width")
 @click.option("--ndf", type=click.IntRange(min=1), default=ModelConfig().ndf, help="discriminator width")
 @click.option("--batch-size", type=click.IntRange(min=2), default=TrainConfig().batch_size)
@@ -57,8 +58,8 @@ def images_per_s(trainer: Trainer, batch: torch.Tensor, steps: int) -> float:
 @click.option("--steps", type=click.IntRange(min=1), default=6, help="timed steps per round")
 @click.option("--rounds", type=click.IntRange(min=1), default=3)
 @click.option("--out", type=click.Path(path_type=Path), default=Path(__file__).parent / "results" / "train_speed.md")
-def main(ngf, ndf, batch_size, emulated_bf16, steps, rounds, out):
-    model_cfg = ModelConfig(ngf=ngf, ndf=ndf)
+def main(generator, ngf, ndf, batch_size, emulated_bf16, steps, rounds, out):
+    model_cfg = ModelConfig(ngf=ngf, ndf=ndf, generator=generator)
     device = torch.device("cpu")
     data = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (batch_size, 4, 96, 96), dtype=np.uint8))
     trainers = {}
@@ -82,8 +83,8 @@ def main(ngf, ndf, batch_size, emulated_bf16, steps, rounds, out):
         f"# Training speed, {datetime.now(timezone.utc):%Y-%m-%d}",
         "",
         f"CPU: {cpu_name()}, {torch.get_num_threads()} threads, features {cpu_features()} (native bf16: "
-        f"{'yes' if cpu_has_native_bf16() else 'no'}); torch {torch.__version__}; ngf {ngf}, ndf {ndf}, "
-        f"batch {batch_size}, 96x96x4; {rounds} alternating rounds of {steps} steps, medians.",
+        f"{'yes' if cpu_has_native_bf16() else 'no'}); torch {torch.__version__}; {generator} generator, "
+        f"ngf {ngf}, ndf {ndf}, batch {batch_size}, 96x96x4; {rounds} alternating rounds of {steps} steps, medians.",
         "One image = one real and one fake sprite through D, plus the G update.",
         "",
         "| configuration | images/s | vs fp32 |",
@@ -99,8 +100,8 @@ def main(ngf, ndf, batch_size, emulated_bf16, steps, rounds, out):
         lines.append(f"| {name}{mark} | {med:.1f} | {med / base:.2f}x |")
     lines += [
         "",
-        f"Reproduce: `python benchmarks/train_speed.py --ngf {ngf} --ndf {ndf} --batch-size {batch_size} "
-        f"--steps {steps} --rounds {rounds}{' --emulated-bf16' if emulated_bf16 else ''}`",
+        f"Reproduce: `python benchmarks/train_speed.py --generator {generator} --ngf {ngf} --ndf {ndf} "
+        f"--batch-size {batch_size} --steps {steps} --rounds {rounds}{' --emulated-bf16' if emulated_bf16 else ''}`",
     ]
     publish(lines, out)
 

@@ -13,7 +13,7 @@ import click
 
 from dcgan.serve.signals import StopRequest, stop_on_signals
 
-from .config import D_NORMS, LOSSES, PRESETS, ModelConfig, TrainConfig
+from .config import D_NORMS, GENERATORS, LOSSES, PRESETS, ModelConfig, TrainConfig
 from .extra import require_torch
 
 M, T = ModelConfig(), TrainConfig()  # the single source of defaults
@@ -73,6 +73,12 @@ def check_new_run_dir(path: Path) -> None:
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=T.lr, help="Adam learning rate.")
 @click.option("--seed", type=int, default=T.seed, help="Seeds init, data order and augmentation.")
 @click.option("--nz", type=click.IntRange(min=1), default=M.nz, help="Latent size.")
+@click.option(
+    "--generator",
+    type=click.Choice(GENERATORS),
+    default=M.generator,
+    help="paper: transposed convolutions; resize: nearest x2 + 3x3 convolutions.",
+)
 @click.option("--ngf", type=click.IntRange(min=1), default=M.ngf, help="Generator width.")
 @click.option("--ndf", type=click.IntRange(min=1), default=M.ndf, help="Discriminator width.")
 @click.option("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N.")

@@ -15,10 +15,14 @@ BASE_SIZE = 6  # side of the first feature map; every later stage doubles it
 # on every convolution instead; "none" suits --loss wgan-gp, whose per-sample penalty batch norm breaks.
 D_NORMS = ("batch", "spectral", "none")
 LOSSES = ("bce", "hinge", "wgan-gp")
+# Generator upsampling: "paper" is the DCGAN paper's stride-2 4x4 transposed convolutions, whose uneven overlap
+# draws a checkerboard (Odena et al. 2016); "resize" doubles the side by nearest-neighbour resizing, then a stride-1
+# 3x3 convolution, and ends in a stride-1 convolution, so no pixel gets more of a kernel than its neighbours.
+GENERATORS = ("paper", "resize")
 POLICIES = ("color", "translation", "cutout")  # DiffAugment's, as train/augment.py implements them
 
 # What checkpoints written before a setting existed were trained with (their dicts lack the key).
-LEGACY_MODEL = {"d_norm": "batch"}
+LEGACY_MODEL = {"d_norm": "batch", "generator": "paper"}
 LEGACY_TRAIN = {"loss": "bce", "diffaugment": "", "ema_half_life": 0, "r1": 0.0}
 
 # Settings that earlier versions had and this one does not, each with the value at which it changed nothing (None:
@@ -80,10 +84,13 @@ class ModelConfig:
     channels: int = 4  # RGBA
     image_size: int = 96
     d_norm: str = "batch"  # discriminator normalisation: D_NORMS
+    generator: str = "paper"  # the generator's upsampling: GENERATORS
 
     def __post_init__(self) -> None:
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
         for name in ("nz", "ngf", "ndf", "channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -35,6 +35,13 @@ METRICS = {  # name: (what it says, which way is good)
         "spectrum on the upsampling grid's frequencies (periods 2-8 px), over the rest of that band",
         "near the floor (about 1); high: a dotted texture",
     ),
+    "flat_colour_share": ("neighbouring opaque pixels of one flat colour (within 6 levels)", "near the floor"),
+    "colours_per_sprite": ("distinct colours per sprite, 4 bits a channel", "near the floor; high: noise"),
+    "speck_share": ("opaque pixels outside each sprite's largest part", "near the floor; high: specks"),
+    "parts_per_sprite": ("connected parts of 4 px or more per sprite", "near the floor (about 1); high: torn"),
+    "dark_outline_share": ("silhouette-edge pixels dark enough to be outline", "near the floor"),
+    "spectral_gap": ("log power-spectrum gap to the training set, upper half of frequencies", "low; high: texture"),
+    "classifier_accuracy": ("a small CNN telling unseen real from unseen generated sprites", "near 0.5; 1: all told"),
     "fid_inception": ("FID against the training set, Inception-v3 features, at holdout count", "low"),
     "kid_inception": ("KID against the training set, Inception-v3 features", "low"),
 }

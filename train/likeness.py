@@ -85,14 +85,15 @@ def dark_outline_share(sprites: np.ndarray) -> float:
 
 def log_radial_spectrum(sprites: np.ndarray) -> np.ndarray:
     """log10 of the mean power spectrum of the sprites' composited luminance (each sprite's mean removed),
-    averaged over rings of integer radius 1 .. H/2 (cycles per image)."""
+    averaged over rings of integer radius from 1 cycle per image out to the corners, where the checkerboard of
+    stride-2 upsampling puts its energy (H/2 cycles on both axes)."""
     luma = composite(sprites).astype(np.float32) @ LUMA / 255.0
     luma -= luma.mean(axis=(1, 2), keepdims=True)
     power = (np.abs(np.fft.fft2(luma)) ** 2).mean(axis=0)
     h, w = power.shape
     fy, fx = np.fft.fftfreq(h) * h, np.fft.fftfreq(w) * w
     radius = np.rint(np.hypot(fy[:, None], fx[None, :])).astype(int)
-    rings = np.arange(1, h // 2 + 1)
+    rings = np.arange(1, radius.max() + 1)
     return np.log10(np.array([power[radius == r].mean() for r in rings]) + 1e-12)
 
 

@@ -20,6 +20,16 @@ from torch import nn
 
 from dcgan.serve.images import composite
 
+from .likeness import (
+    C2ST_SEED,
+    FLAT_LEVELS,
+    OUTLINE_LUMINANCE,
+    PART_PIXELS,
+    likeness,
+    log_radial_spectrum,
+    two_sample_accuracy,
+)
+
 FEATURE_SEED = 0  # the random CNN of KID: the same weights in every run, on every machine
 EVAL_SEED = 0  # the k-means bins and the MS-SSIM pairs that evaluate() and dcgan-eval use
 
@@ -275,6 +285,8 @@ class Reference:
         self.threshold = float(nearest_distances(t).min())  # real sprites are never closer to each other than this
         self.centres = kmeans(t, k, seed)
         self.train_bins = bin_counts(t, self.centres)
+        self.finished = {"train": hard_alpha(train), "holdout": hard_alpha(holdout)}  # as the sampler finishes
+        self.train_spectrum = log_radial_spectrum(self.finished["train"])
         self.features = RandomFeatures()
         self.kid_train = self.features(train)
         self.holdout_nearest = float(nearest_distances(h, t).mean())  # unseen sprites to their nearest training one
@@ -289,6 +301,8 @@ class Reference:
             "colour_spread": mean_pairwise_distance(sprite_colours(holdout)) / self.colour_spread,
             "line_art": line_art_share(holdout) / self.line_art,
             "grid_texture": grid_texture(holdout),
+            **likeness(self.finished["holdout"], self.train_spectrum),
+            "classifier_accuracy": 0.5,  # what a classifier scores on sprites it cannot tell from real ones
         }
         if inception is not None:
             from .inception import fid
@@ -313,6 +327,7 @@ class Reference:
         the subsets as "model_se" (None from a single subset): how far another set of seeds may move it. The
         result's "bins" lists every bin's shares, for seeing which modes are missed."""
         g = pixel_features(generated)
+        finished = hard_alpha(generated)
         m = len(self.holdout)
         errors = {}  # metric: standard error of the mean over the holdout-sized subsets
 
@@ -332,6 +347,8 @@ class Reference:
             "colour_spread": mean_pairwise_distance(sprite_colours(generated)) / self.colour_spread,
             "line_art": line_art_share(generated) / self.line_art,
             "grid_texture": grid_texture(generated),
+            **likeness(finished, self.train_spectrum),
+            "classifier_accuracy": two_sample_accuracy(self.finished["train"], finished, self.finished["holdout"]),
         }
         config = {}
         if self.inception is not None:
@@ -365,6 +382,15 @@ class Reference:
                     "pairs": MS_SSIM_PAIRS,
                     "library": "pytorch-msssim",
                     "resolution": "96 x 96 RGB",
+                },
+                "likeness": {
+                    "on": "sprites with alpha made hard (>= 128 opaque), as dcgan-sample writes them",
+                    "flat_levels": FLAT_LEVELS,
+                    "part_pixels": PART_PIXELS,
+                    "outline_luminance": OUTLINE_LUMINANCE,
+                    "spectral_gap": "mean |log10 power| gap to the training set over the upper half of radii",
+                    "classifier": f"4-conv CNN, 6 epochs, torch seed {C2ST_SEED}: training sprites vs the first "
+                    "half of the samples; accuracy on the holdout vs as many of the second half",
                 },
                 **config,
             },

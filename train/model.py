@@ -17,35 +17,64 @@ from .config import BASE_SIZE, ModelConfig
 
 
 class Generator(nn.Module):
-    """z (B, nz) or (B, nz, 1, 1) -> image (B, channels, size, size) in [-1, 1]."""
+    """z (B, nz) or (B, nz, 1, 1) -> image (B, channels, size, size) in [-1, 1]; `cfg.generator` chooses how it
+    upsamples (paper_layers, resize_layers)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        width = cfg.ngf * 2 ** (cfg.stages - 1)  # 512 at ngf=64, 96 px
-        layers: list[nn.Module] = [
-            # project z to the first feature map: (ngf*8) x 6 x 6 at 96 px
-            nn.ConvTranspose2d(cfg.nz, width, BASE_SIZE, 1, 0, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(True),
-        ]
-        # each stage doubles the side and halves the width:
-        # (ngf*4) x 12 x 12 -> (ngf*2) x 24 x 24 -> ngf x 48 x 48
-        for _ in range(cfg.stages - 1):
-            layers += [
-                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
-                nn.ReLU(True),
-            ]
-            width //= 2
-        # channels x 96 x 96; no batch norm on the output layer
-        layers += [nn.ConvTranspose2d(width, cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
-        self.main = nn.Sequential(*layers)
+        self.main = nn.Sequential(*(resize_layers(cfg) if cfg.generator == "resize" else paper_layers(cfg)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() == 2:
             z = z[:, :, None, None]
         return self.main(z)
+
+
+def paper_layers(cfg: ModelConfig) -> list[nn.Module]:
+    """The DCGAN paper's generator: transposed convolutions, 4x4 with stride 2 after the projection."""
+    width = cfg.ngf * 2 ** (cfg.stages - 1)  # 512 at ngf=64, 96 px
+    layers: list[nn.Module] = [
+        # project z to the first feature map: (ngf*8) x 6 x 6 at 96 px
+        nn.ConvTranspose2d(cfg.nz, width, BASE_SIZE, 1, 0, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(True),
+    ]
+    # each stage doubles the side and halves the width:
+    # (ngf*4) x 12 x 12 -> (ngf*2) x 24 x 24 -> ngf x 48 x 48
+    for _ in range(cfg.stages - 1):
+        layers += [
+            nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width // 2),
+            nn.ReLU(True),
+        ]
+        width //= 2
+    # channels x 96 x 96; no batch norm on the output layer
+    return layers + [nn.ConvTranspose2d(width, cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
+
+
+def resize_layers(cfg: ModelConfig) -> list[nn.Module]:
+    """Resize-convolution upsampling (Odena et al. 2016): every stage resizes by nearest neighbour, then a stride-1
+    3x3 convolution, so each output pixel sees the kernel as its neighbours do; a stride-1 3x3 convolution draws
+    the sprite. Still the paper's DCGAN otherwise: all convolutional, batch norm, ReLU, tanh."""
+    width = cfg.ngf * 2**cfg.stages  # 256 at ngf=16, 96 px
+    layers: list[nn.Module] = [
+        # project z to the first feature map: (ngf*16) x 6 x 6 at 96 px
+        nn.ConvTranspose2d(cfg.nz, width, BASE_SIZE, 1, 0, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(True),
+    ]
+    # (ngf*8) x 12 x 12 -> (ngf*4) x 24 x 24 -> (ngf*2) x 48 x 48 -> ngf x 96 x 96
+    for _ in range(cfg.stages):
+        layers += [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(width, width // 2, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(width // 2),
+            nn.ReLU(True),
+        ]
+        width //= 2
+    # channels x 96 x 96; no batch norm on the output layer
+    return layers + [nn.Conv2d(width, cfg.channels, 3, 1, 1, bias=False), nn.Tanh()]
 
 
 class Discriminator(nn.Module):
@@ -105,9 +134,18 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
 
 def generator_flops(cfg: ModelConfig) -> int:
     """Multiply-adds x 2 of one generator forward pass per sprite (convolutions only)."""
-    width, side = cfg.ngf * 2 ** (cfg.stages - 1), BASE_SIZE
+    side = BASE_SIZE
+    if cfg.generator == "resize":  # a 3x3 convolution at each doubled side, then one at the output
+        width = cfg.ngf * 2**cfg.stages
+        flops = 2 * cfg.nz * width * side * side
+        for _ in range(cfg.stages):
+            side *= 2
+            flops += 2 * side * side * width * (width // 2) * 9
+            width //= 2
+        return flops + 2 * side * side * width * cfg.channels * 9
+    width = cfg.ngf * 2 ** (cfg.stages - 1)
     flops = 2 * cfg.nz * width * side * side
-    for _ in range(cfg.stages - 1):
+    for _ in range(cfg.stages - 1):  # a 4x4 transposed kernel spread from each input pixel
         flops += 2 * side * side * width * (width // 2) * 16
         side, width = side * 2, width // 2
     flops += 2 * side * side * width * cfg.channels * 16

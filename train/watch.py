@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .likeness import flat_colour_share, parts
 from .metrics import (
     EVAL_SEED,
     bin_counts,
@@ -84,11 +85,12 @@ class CollapseWatch:
 
     def measure(self, sprites: np.ndarray) -> dict:
         """diversity_ratio, near_duplicate_rate, and alike (past either alarm threshold) for uint8 RGBA sprites
-        (N, H, W, 4), with ms_ssim, colour_spread, line_art, grid_texture and mode_coverage recorded, not alarmed
-        on (see dcgan.train.metrics; line art and grid texture on the sprites with alpha made hard, as dcgan-eval
-        measures them). mode_coverage: the effective number of the training sprites' k-means bins the samples
-        fill, over the training sprites' own; it falls as samples crowd into a few bins, whatever sets those
-        apart (shape, size or colour).
+        (N, H, W, 4), with ms_ssim, colour_spread, line_art, grid_texture, flat_colour_share, parts_per_sprite and
+        mode_coverage recorded, not alarmed on (see dcgan.train.metrics and dcgan.train.likeness; the drawing
+        measures on the sprites with alpha made hard, as dcgan-eval measures them): the course of a run's drawing,
+        flat colours and whole silhouettes, beside its variety. mode_coverage: the effective number of the
+        training sprites' k-means bins the samples fill, over the training sprites' own; it falls as samples crowd
+        into a few bins, whatever sets those apart (shape, size or colour).
         Whether `alike` means collapse depends on the stage of training: see WARMUP_EPOCHS."""
         x = pixel_features(sprites)
         diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
@@ -102,6 +104,8 @@ class CollapseWatch:
             "colour_spread": mean_pairwise_distance(sprite_colours(sprites)) / self.real_colour_spread,
             "line_art": line_art_share(finished) / self.real_line_art,
             "grid_texture": grid_texture(finished),
+            "flat_colour_share": flat_colour_share(finished),
+            "parts_per_sprite": parts(finished)[1],
             "mode_coverage": effective_bins(bin_counts(x, self.centres)) / self.real_modes,
             "alike": bool(alike),
         }

@@ -241,6 +241,13 @@ def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, 
         "colour_spread",
         "line_art",
         "grid_texture",
+        "flat_colour_share",
+        "colours_per_sprite",
+        "speck_share",
+        "parts_per_sprite",
+        "dark_outline_share",
+        "spectral_gap",
+        "classifier_accuracy",
     }  # no Inception rows without --inception-weights
     assert report["counts"] == {"generated": 32, "train": 48, "holdout": 12}
     assert (tmp_path / "r" / "sheet.png").exists() and (tmp_path / "r" / "neighbours.png").exists()

@@ -5,12 +5,13 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.parametrize import ParametrizationList
 
-from dcgan.train.config import D_NORMS, ModelConfig
+from dcgan.train.config import D_NORMS, GENERATORS, ModelConfig
 from dcgan.train.model import Discriminator, Generator, build_models, generator_flops
 
 
-def test_generator_makes_native_96px_rgba_in_tanh_range():
-    g, _ = build_models(ModelConfig())
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_generator_makes_native_96px_rgba_in_tanh_range(generator):
+    g, _ = build_models(ModelConfig(ngf=16, generator=generator))
     z = torch.randn(3, 100)
     out = g(z)
     assert out.shape == (3, 4, 96, 96)
@@ -26,23 +27,34 @@ def test_discriminator_returns_one_logit_per_image():
     assert (logits < 0).any() or (logits > 1).any() or logits.std() > 0  # raw logits, no sigmoid squashing
 
 
-@pytest.mark.parametrize("net, d_norm", [(Generator, "spectral"), *((Discriminator, n) for n in D_NORMS)])
-def test_follows_dcgan_guidelines(net, d_norm):
-    model = net(ModelConfig(ngf=8, ndf=8, d_norm=d_norm))
+@pytest.mark.parametrize(
+    "net, d_norm, generator",
+    [(Generator, "spectral", "paper"), (Generator, "batch", "resize"), *((Discriminator, n, "paper") for n in D_NORMS)],
+)
+def test_follows_dcgan_guidelines(net, d_norm, generator):
+    model = net(ModelConfig(ngf=8, ndf=8, d_norm=d_norm, generator=generator))
     # a parametrised convolution is a dynamic subclass of nn.Conv2d
     kinds = {nn.Conv2d if isinstance(m, nn.Conv2d) else type(m) for m in model.modules()} - {net, nn.Sequential}
     spectral = {ParametrizationList, nn.ModuleDict, _SpectralNorm}
     allowed = {nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.Tanh, nn.LeakyReLU} | spectral
+    if generator == "resize":
+        allowed.add(nn.Upsample)  # nearest-neighbour resizing, no parameters: still no pooling or dense layer
     assert kinds <= allowed, f"unexpected layers {kinds - allowed}"  # no pooling, no dense layers
     layers = list(model.main)
     convs = [m for m in layers if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    assert all(c.stride == (2, 2) for c in convs[1:-1]), "hidden stages resample by stride"
+    if generator == "resize":  # each hidden stage: nearest x2, then a stride-1 3x3 convolution; so is the output
+        ups = [i for i, m in enumerate(layers) if isinstance(m, nn.Upsample)]
+        assert len(ups) == 4 and all(layers[i].mode == "nearest" and layers[i].scale_factor == 2 for i in ups)
+        assert all(isinstance(layers[i + 1], nn.Conv2d) and layers[i + 1].kernel_size == (3, 3) for i in ups)
+        assert all(c.stride == (1, 1) for c in convs[1:])
+    else:
+        assert all(c.stride == (2, 2) for c in convs[1:-1]), "hidden stages resample by stride"
     norms = sum(isinstance(m, nn.BatchNorm2d) for m in layers)
     if net is Generator:
-        assert isinstance(layers[-1], nn.Tanh) and isinstance(layers[-2], nn.ConvTranspose2d)  # no BN on output
-        assert all(
-            isinstance(m, nn.ReLU) for m in layers[:-1] if not isinstance(m, (nn.ConvTranspose2d, nn.BatchNorm2d))
-        )
+        assert isinstance(layers[-1], nn.Tanh) and isinstance(layers[-2], (nn.ConvTranspose2d, nn.Conv2d))
+        assert not isinstance(layers[-3], nn.BatchNorm2d)  # no batch norm on the output layer
+        activations = [m for m in layers[:-1] if not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d))]
+        assert all(isinstance(m, (nn.ReLU, nn.Upsample)) for m in activations)
         assert norms == len(convs) - 1 and not kinds & spectral
         return
     assert isinstance(layers[1], nn.LeakyReLU) and layers[1].negative_slope == 0.2  # no BN on input
@@ -91,6 +103,17 @@ def test_width_64_generator_costs_the_documented_flops():
     assert round(generator_flops(ModelConfig(ngf=64)) / 1e9, 3) == 0.476
 
 
+def test_resize_generator_costs_what_its_layers_add_up_to():
+    # 6x6 projection of z to 256 maps, then at 12, 24, 48 and 96 px a 3x3 convolution halving the width
+    # (256 -> 128 -> 64 -> 32 -> 16), then 16 -> 4 at 96 px: 2 multiply-adds x pixels x in x out x 9 each
+    stages = sum(2 * (12 * 2**i) ** 2 * (256 >> i) * (128 >> i) * 9 for i in range(4))
+    expected = 2 * 100 * 256 * 36 + stages + 2 * 96 * 96 * 16 * 4 * 9
+    assert generator_flops(ModelConfig(ngf=16, generator="resize")) == expected
+    g, _ = build_models(ModelConfig(ngf=16, generator="resize"))
+    kernels = 100 * 256 * 36 + sum((256 >> i) * (128 >> i) * 9 for i in range(4)) + 16 * 4 * 9
+    assert sum(p.numel() for p in g.parameters() if p.dim() > 1) == kernels
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -99,7 +122,8 @@ def test_width_64_generator_costs_the_documented_flops():
         dict(nz=0),
         dict(ngf=-1),
         dict(d_norm="layer"),
-        dict(d_norm="spectral-batch"),
+        dict(d_norm="spectral-batch"),  # retired: a checkpoint that has it loads through config.retire
+        dict(generator="stylegan"),
     ],
 )
 def test_config_rejects_impossible_models(bad):
@@ -107,6 +131,7 @@ def test_config_rejects_impossible_models(bad):
         ModelConfig(**bad)
 
 
-def test_checkpoints_from_before_d_norm_existed_keep_the_paper_s_discriminator():
-    old = {k: v for k, v in ModelConfig().to_dict().items() if k != "d_norm"}
+def test_checkpoints_from_before_a_setting_existed_keep_the_paper_s_networks():
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k not in ("d_norm", "generator")}
     assert ModelConfig.from_dict(old).d_norm == "batch"  # the only discriminator there was
+    assert ModelConfig.from_dict(old).generator == "paper"  # and the only generator

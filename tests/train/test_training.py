@@ -49,7 +49,8 @@ def test_smoke_training_writes_checkpoint_grids_metrics_and_progress(make_sprite
         assert grid.size == (8 * 98 + 2, 8 * 98 + 2)  # 64 fixed seeds, 8 x 8 with 2 px gutters
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2]
-    assert {"loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "line_art", "grid_texture"} <= set(lines[0])
+    recorded = {"loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "line_art", "grid_texture", "flat_colour_share"}
+    assert recorded | {"parts_per_sprite"} <= set(lines[0])
     with Image.open(run / "progress.gif") as gif:
         assert gif.format == "GIF" and gif.size == (393, 393)  # the grids at half size
     # training moved the weights away from their init
