@@ -1,6 +1,7 @@
 """Sampling throughput on this machine, every path side by side in one run, against the CPU's ceiling.
 
-    python benchmarks/sample_speed.py                        # a width-64 generator (0.476 GFLOP a sprite)
+    python benchmarks/sample_speed.py                        # dcgan-train's default generator, untrained
+    python benchmarks/sample_speed.py --generator resize --ngf 16
     python benchmarks/sample_speed.py --checkpoint runs/ship --rounds 7   # a trained run instead
 
 Rows: PyTorch eager, TorchScript, onnxruntime fp32 / fp16 / rgba8 at batch 1 and 64, sprites/s as the median
@@ -32,7 +33,7 @@ from dcgan.export.demo import demo_checkpoint
 from dcgan.export.exporter import export_checkpoint
 from dcgan.serve.latent import latents
 from dcgan.train.checkpoint import load_checkpoint, load_generator
-from dcgan.train.config import ModelConfig
+from dcgan.train.config import GENERATORS, ModelConfig
 from dcgan.train.model import generator_flops
 
 BIN = Path(sys.executable).parent
@@ -113,13 +114,19 @@ def wall(cmd: list[str], rounds: int = 5) -> float:
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Model to measure. Default: a calibrated random width-64 generator.")  # fmt: skip
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model to measure. Default: a calibrated random generator of --generator and --ngf.",
+)
+@click.option("--generator", "kind", type=click.Choice(GENERATORS), default=ModelConfig().generator)
+@click.option("--ngf", type=click.IntRange(min=1), default=ModelConfig().ngf)  # fmt: skip
 @click.option("--rounds", type=click.IntRange(min=1), default=7)
 @click.option("--out", type=click.Path(path_type=Path), default=Path(__file__).parent / "results" / "sample_speed.md")
-def main(checkpoint, rounds, out):
+def main(checkpoint, kind, ngf, rounds, out):
     work = Path(tempfile.mkdtemp(prefix="sample-speed-"))
-    ckpt = checkpoint or demo_checkpoint(work / "run" / "checkpoint.pt", ModelConfig())
+    ckpt = checkpoint or demo_checkpoint(work / "run" / "checkpoint.pt", ModelConfig(ngf=ngf, generator=kind))
     export_dir = work / "export"
     export_checkpoint(ckpt, export_dir, list(F.FORMATS.values()), log=lambda _m: None)
     generator = load_generator(load_checkpoint(ckpt))
@@ -149,7 +156,8 @@ def main(checkpoint, rounds, out):
         f"# Sampling speed, {datetime.now(timezone.utc):%Y-%m-%d}",
         "",
         f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; onnxruntime {ort.__version__}, torch "
-        f"{torch.__version__}; generator ngf {generator.cfg.ngf}, {flops / 1e9:.3f} GFLOP a sprite; "
+        f"{torch.__version__}; {generator.cfg.generator} generator, ngf {generator.cfg.ngf}, {flops / 1e9:.3f} "
+        "GFLOP a sprite; "
         f"{rounds} alternating rounds, medians.",
         f"Ceiling: 2048^2 fp32 MatMul through onnxruntime at {gflops:.0f} GFLOP/s -> {ceiling:.0f} sprites/s.",
         "",
@@ -166,8 +174,8 @@ def main(checkpoint, rounds, out):
         f"`dcgan-sample -n 1`: {own:.2f} s wall, {own - bare:.2f} s of its own "
         f"(a bare `python -c pass` takes {bare:.2f} s).",
         "",
-        f"Reproduce: `python benchmarks/sample_speed.py --rounds {rounds}`"
-        + (f" --checkpoint {checkpoint}" if checkpoint else ""),
+        f"Reproduce: `python benchmarks/sample_speed.py --rounds {rounds}"
+        + (f" --checkpoint {checkpoint}`" if checkpoint else f" --generator {kind} --ngf {ngf}`"),
     ]
     publish(lines, out)
 
