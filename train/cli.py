@@ -41,26 +41,26 @@ def check_new_run_dir(path: Path) -> None:
     type=click.Path(path_type=Path),
     default=None,
     show_default=False,
-    help="Folder of sprites (PNG, GIF, WebP, ...). Default: PokeAPI's, downloaded once.",
+    help="Folder of sprites. Default: PokeAPI's, fetched once.",
 )
 @click.option(
     "--all-frames",
     is_flag=True,
-    help="Every frame of animated images, not just the first.",
+    help="Every frame of animated images.",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
     show_default=False,
-    help="New run folder. Default: the next free runs/N.",
+    help="New run folder. Default: next free runs/N.",
 )
 @click.option(
     "--resume",
     type=click.Path(path_type=Path),
     default=None,
     show_default=False,
-    help="Continue this run folder (or checkpoint) to --epochs.",
+    help="Continue this run (or checkpoint).",
 )
 @click.option(
     "--epochs",
@@ -71,57 +71,55 @@ def check_new_run_dir(path: Path) -> None:
 )
 @click.option("--batch-size", type=click.IntRange(min=2), default=T.batch_size)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=T.lr, help="Adam learning rate.")
-@click.option("--seed", type=int, default=T.seed, help="Seeds init, data order and augmentation.")
+@click.option("--seed", type=int, default=T.seed, help="Seeds init, order, augmentation.")
 @click.option("--nz", type=click.IntRange(min=1), default=M.nz, help="Latent size.")
 @click.option(
     "--generator",
     type=click.Choice(GENERATORS),
     default=M.generator,
-    help="paper: transposed convolutions; resize: nearest x2 + 3x3 convolutions.",
+    help="paper: transposed convs; resize: nearest x2 + conv.",
 )
 @click.option("--ngf", type=click.IntRange(min=1), default=M.ngf, help="Generator width.")
 @click.option("--ndf", type=click.IntRange(min=1), default=M.ndf, help="Discriminator width.")
-@click.option("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N.")
-@click.option("--amp/--no-amp", default=T.amp, help="bf16 on CPUs with native bf16; mixed precision on CUDA.")
-@click.option("--channels-last/--no-channels-last", default=T.channels_last, help="channels-last memory format.")
-@click.option("--flip/--no-flip", default=T.flip, help="Random horizontal flips of real sprites.")
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp/--no-amp", default=T.amp, help="bf16 where native; mixed on CUDA.")
+@click.option("--channels-last/--no-channels-last", default=T.channels_last, help="Memory format.")
+@click.option("--flip/--no-flip", default=T.flip, help="Random left-right flips.")
 @click.option("--sample-every", type=click.IntRange(min=1), default=T.sample_every, help="Epochs between grids.")
 @click.option(
     "--keep-every",
     type=click.IntRange(min=0),
     default=T.keep_every,
-    help="Keep every N-th epoch's checkpoint in checkpoints/; 0: none.",
+    help="Keep every N-th epoch's checkpoint.",
 )
 @click.option(
     "--loss",
     type=click.Choice(LOSSES),
     default=T.loss,
-    help="bce: the DCGAN paper's; wgan-gp: Wasserstein with gradient penalty.",
+    help="bce: the DCGAN paper's.",
 )
 @click.option("--gp-weight", type=click.FloatRange(min=0), default=T.gp_weight, help="Penalty weight of wgan-gp.")
-@click.option(
-    "--r1", type=click.FloatRange(min=0), default=T.r1, help="R1 penalty weight (D's gradient at real sprites)."
-)
+@click.option("--r1", type=click.FloatRange(min=0), default=T.r1, help="R1 penalty weight; 0: off.")
 @click.option(
     "--d-norm",
     type=click.Choice(D_NORMS),
     default=M.d_norm,
-    help="D's normalisation; wgan-gp needs spectral or none.",
+    help="wgan-gp needs spectral or none.",
 )
 @click.option("--diffaugment", default=T.diffaugment, help="DiffAugment policy; '' for none.")
 @click.option(
     "--ema-half-life",
     type=click.IntRange(min=0),
     default=T.ema_half_life,
-    help="Images over which the exported EMA generator's lag halves; 0: none.",
+    help="EMA generator's half-life in images.",
 )
 @click.option(
     "--preset",
     type=click.Choice(sorted(PRESETS)),
     default="default",
-    help="article: the article's plain DCGAN (no augmentation, EMA or flips).",
+    help="article: the article's plain DCGAN.",
 )
-@click.option("--stop-on-collapse", is_flag=True, help="End the run if the mode-collapse alarm trips.")
+@click.option("--stop-on-collapse", is_flag=True, help="End the run on a collapse alarm.")
 @click.option("-q", "--quiet", is_flag=True, help="One line per epoch, no progress bars.")
 @click.pass_context
 def main(ctx: click.Context, resume, out, all_frames, data, epochs, device, stop_on_collapse, quiet, **settings):
