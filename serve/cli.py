@@ -63,6 +63,20 @@ class SeedList(click.ParamType):
         return Seeds(ranges)
 
 
+class WalkSeeds(click.ParamType):
+    name = "S1,S2,..."
+
+    def convert(self, value, param, ctx) -> list[int]:
+        if isinstance(value, list):
+            return value
+        parts = str(value).replace(" ", "").split(",")
+        if not all(re.fullmatch(r"\d+", p) for p in parts):
+            self.fail(f"{value!r} is not a list of seeds like 3,17,42", param, ctx)
+        if len(parts) < 2:
+            self.fail("a walk needs at least two seeds, like 3,17", param, ctx)
+        return [int(p) for p in parts]
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("-n", "count", type=click.IntRange(min=1), default=None, help="How many sprites: seeds S .. S+N-1.")
@@ -81,9 +95,16 @@ class SeedList(click.ParamType):
 @click.option("--sheet", is_flag=True, help=f"Also write sheet.png, a grid of every sprite made (up to {MAX_SHEET}).")
 @click.option("--scale", type=click.IntRange(min=1, max=16), default=1, help="Nearest-neighbour upscaling of the PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace existing sprite files (otherwise they are never touched).")
+@click.option(
+    "--walk",
+    type=WalkSeeds(),
+    default=None,
+    help="Walk through these seeds' latents and back to the first; OUT_DIR is then a .gif or .png file.",
+)
+@click.option("--frames", type=click.IntRange(min=1), default=24, help="Frames per step of a --walk.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notices; errors still print.")
 def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads, fp16, soft_alpha, sheet, scale,
-         overwrite, quiet) -> None:  # fmt: skip
+         overwrite, walk, frames, quiet) -> None:  # fmt: skip
     """Write sprites as 96x96 RGBA PNGs named by seed (seed000042.png) into OUT_DIR.
 
     A seed always names the same creature: z = numpy.random.default_rng(seed).standard_normal(nz, float32).
@@ -94,10 +115,27 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
       dcgan-sample -n 64 out/                        # seeds 0-63 with the shipped model
       dcgan-sample --seeds 0-15,42 --sheet --scale 4 look/
       dcgan-sample -n 100000 --seed 1000 --model runs/demo big/
+      dcgan-sample --walk 3,17,42 --frames 24 walk.gif   # a looping latent walk (or walk.png, a strip)
     """
     from .generator import ModelError, SpriteGenerator  # onnxruntime: imported here to keep --help quick
     from .runtime import ProviderError
 
+    def open_generator(**kw) -> SpriteGenerator:
+        try:
+            gen = SpriteGenerator(model, provider=provider, fp16=fp16, threads=threads or None, **kw)
+        except (ModelError, ProviderError) as err:
+            raise click.ClickException(str(err)) from err
+        if gen.notice and not quiet:
+            click.echo(f"note: {gen.notice}", err=True)
+        return gen
+
+    if walk is not None:
+        given = [name for name, on in (("-n", count), ("--seeds", seeds), ("--sheet", sheet),
+                                       ("--soft-alpha", soft_alpha)) if on]  # fmt: skip
+        if given:
+            raise click.UsageError(f"--walk makes one picture from its own seeds; {', '.join(given)} cannot go with it")
+        write_walk(walk, frames, out_dir, scale, overwrite, open_generator, batch_size)
+        return
     if seeds is not None and count is not None:
         raise click.UsageError("give either -n (with --seed) or --seeds, not both")
     if seeds is None:
@@ -129,13 +167,7 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
     except OSError as err:
         raise click.BadParameter(f"cannot write into {out_dir}: {err.strerror}", param_hint="OUT_DIR") from err
 
-    try:
-        gen = SpriteGenerator(model, provider=provider, fp16=fp16, soft_alpha=soft_alpha, threads=threads or None,
-                              batch_size=batch_size)  # fmt: skip
-    except (ModelError, ProviderError) as err:
-        raise click.ClickException(str(err)) from err
-    if gen.notice and not quiet:
-        click.echo(f"note: {gen.notice}", err=True)
+    gen = open_generator(soft_alpha=soft_alpha, batch_size=batch_size)
 
     kept = [] if sheet else None
     started = time.perf_counter()
@@ -180,3 +212,29 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
         f"{writer.written} sprites in {out_dir} ({writer.written / seconds:.0f} sprites/s) on {gen.provider}, "
         f"model {model_name}"
     )
+
+
+def write_walk(seeds: list[int], frames: int, out: Path, scale: int, overwrite: bool, open_generator, batch_size: int):
+    """dcgan-sample --walk: the frames of a closed walk through `seeds`, as one GIF or PNG strip at `out`."""
+    from .walk import MAX_FRAMES, save_walk, walk_latents
+
+    if out.suffix.lower() not in (".gif", ".png"):
+        raise click.BadParameter(f"a walk is written as a .gif or a .png strip, not {out.name}", param_hint="OUT_DIR")
+    if len(seeds) * frames > MAX_FRAMES:
+        raise click.BadParameter(
+            f"{len(seeds)} steps of {frames} frames is {len(seeds) * frames}; a walk has at most {MAX_FRAMES}",
+            param_hint="--frames",
+        )
+    if out.is_dir():
+        raise click.BadParameter(f"{out} is a folder; a walk is one file", param_hint="OUT_DIR")
+    if out.exists() and not overwrite:
+        raise click.ClickException(f"{out} exists and is never overwritten; pass --overwrite to replace it")
+    gen = open_generator(batch_size=batch_size)
+    z = walk_latents(seeds, frames, gen.info.nz)
+    sprites = np.concatenate([gen.from_latents(z[i : i + batch_size]) for i in range(0, len(z), batch_size)])
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_walk(sprites, out, scale=scale)
+    except OSError as err:
+        raise click.ClickException(f"writing {out} failed: {err.strerror or err}; nothing was written") from err
+    click.echo(f"{len(sprites)} frames through seeds {', '.join(map(str, seeds))} and back, in {out}")

@@ -130,7 +130,10 @@ class SpriteGenerator:
 
     def generate(self, seeds: Iterable[int]) -> np.ndarray:
         """One batch: uint8 RGBA (len(seeds), H, W, 4), one sprite per seed, in order."""
-        z = latents(seeds, self.info.nz)
+        return self.from_latents(latents(seeds, self.info.nz))
+
+    def from_latents(self, z: np.ndarray) -> np.ndarray:
+        """One batch from latents float32 (B, nz) of one's own (a walk between seeds' latents, say)."""
         binding = self.session.session.io_binding()  # on CUDA, z goes to and sprites come from the device
         binding.bind_cpu_input(INPUT, z)
         binding.bind_output(self.info.output, self._device)

@@ -78,6 +78,15 @@ def preload_cuda_libraries() -> None:
                 pass
 
 
+def nvidia_driver() -> str | None:
+    """The NVIDIA driver library the dynamic loader finds, or None on a machine without one."""
+    if sys.platform.startswith("linux"):
+        return _loads("libcuda.so.1")
+    if sys.platform == "win32":
+        return _loads("nvcuda.dll")
+    return None
+
+
 def cuda_problem() -> str | None:
     """Why onnxruntime's CUDA provider cannot run here, or None when nothing is known to stop it."""
     if _installed("onnxruntime") and _installed("onnxruntime-gpu"):
@@ -88,9 +97,9 @@ def cuda_problem() -> str | None:
     if CUDA not in ort.get_available_providers():
         return f"this onnxruntime {ort.__version__} is a CPU-only build (pip install onnxruntime-gpu for CUDA)"
     if sys.platform.startswith("linux") or sys.platform == "win32":
-        driver = ("libcuda.so.1",) if sys.platform.startswith("linux") else ("nvcuda.dll",)
-        if not _loads(*driver):
-            return f"no NVIDIA driver found ({driver[0]} does not load): no usable GPU here"
+        if not nvidia_driver():
+            driver = "libcuda.so.1" if sys.platform.startswith("linux") else "nvcuda.dll"
+            return f"no NVIDIA driver found ({driver} does not load): no usable GPU here"
         preload_cuda_libraries()
         major = _cuda_major()
         if sys.platform.startswith("linux"):
@@ -123,13 +132,14 @@ def session_options(threads: int | None) -> ort.SessionOptions:
 
 def open_session(model: Path, provider: str = "auto", threads: int | None = None) -> Session:
     """A session for `model` on `provider` ("auto", "cuda" or "cpu"). Raises ProviderError for "cuda"
-    where CUDA cannot run; "auto" falls back to the CPU with a notice saying why."""
+    where CUDA cannot run; "auto" falls back to the CPU with a notice saying why, where there was a GPU to miss."""
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
     options = session_options(threads)
     notice = None
-    # "auto" on an onnxruntime without CUDA support is simply the CPU: nothing fell back
-    if provider == "cuda" or (provider == "auto" and CUDA in ort.get_available_providers()):
+    # "auto" on an onnxruntime without CUDA support, or on a machine with no NVIDIA driver at all, is simply the
+    # CPU: nothing fell back. A driver with CUDA that still cannot run is what a user needs told.
+    if provider == "cuda" or (provider == "auto" and CUDA in ort.get_available_providers() and nvidia_driver()):
         problem = cuda_problem()
         if problem is None:
             ort.set_default_logger_severity(4)  # a provider that fails to load is reported below, once

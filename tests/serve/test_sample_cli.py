@@ -84,12 +84,23 @@ def test_cpu_only_onnxruntime_is_named_and_auto_is_silent_there(monkeypatch, tin
         runtime.open_session(tiny_export / "generator.onnx", "cuda")
 
 
-def test_auto_fallback_is_announced(monkeypatch, tiny_export, tmp_path):
+def test_auto_fallback_is_announced_where_a_driver_is_there_but_cuda_cannot_run(monkeypatch, tiny_export, tmp_path):
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(runtime, "cuda_problem", lambda: "no NVIDIA driver found (test)")
+    monkeypatch.setattr(runtime, "nvidia_driver", lambda: "libcuda.so.1")
+    monkeypatch.setattr(runtime, "cuda_problem", lambda: "CUDA/cuDNN libraries not found (test)")
     result = sample("-n", 1, "--model", tiny_export, tmp_path / "out")
     assert result.exit_code == 0
-    assert "note: running on the CPU: no NVIDIA driver found (test)" in result.output
+    assert "note: running on the CPU: CUDA/cuDNN libraries not found (test)" in result.output
+
+
+def test_auto_without_any_nvidia_driver_is_simply_the_cpu(monkeypatch, tiny_export, tmp_path):
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(runtime, "nvidia_driver", lambda: None)
+    result = sample("-n", 1, "--model", tiny_export, tmp_path / "out")
+    assert result.exit_code == 0 and "note:" not in result.output  # nothing fell back: there was no GPU
+    assert "CPUExecutionProvider" in result.output.splitlines()[-1]
+    with pytest.raises(runtime.ProviderError, match="no NVIDIA driver found"):
+        runtime.open_session(tiny_export / "generator.onnx", "cuda")  # asked for by name: the reason, in one line
 
 
 def test_sampling_never_imports_torch(tiny_export, tmp_path):
