@@ -11,10 +11,8 @@ from pathlib import Path
 
 import click
 import numpy as np
-from PIL import Image
 
-from .images import save_atomic
-from .images import sheet as make_sheet
+from .images import save_atomic, scaled_sheet
 from .signals import StopRequest, stop_on_signals
 from .writer import SpriteWriter, existing_seeds, sprite_name
 
@@ -41,26 +39,34 @@ class Seeds:
         return ",".join(f"{r.start}" if len(r) == 1 else f"{r.start}-{r.stop - 1}" for r in self.ranges)
 
 
+def parse_seeds(text: str) -> Seeds:
+    """ "0-63,100,200-209" -> Seeds; ValueError says what is wrong with it."""
+    ranges = []
+    for part in str(text).replace(" ", "").split(","):
+        m = re.fullmatch(r"(\d{1,18})(?:-(\d{1,18}))?", part)
+        if not m:
+            raise ValueError(f"{part!r} is not a seed or a range like 0-63 (in {text!r})")
+        start, stop = int(m.group(1)), int(m.group(2) or m.group(1))
+        if stop < start:
+            raise ValueError(f"range {part!r} runs backwards")
+        ranges.append(range(start, stop + 1))
+    ordered = sorted(ranges, key=lambda r: r.start)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if b.start < a.stop:
+            raise ValueError(f"seeds {a.start}-{a.stop - 1} and {b.start}-{b.stop - 1} overlap")
+    return Seeds(ranges)
+
+
 class SeedList(click.ParamType):
     name = "SEEDS"
 
     def convert(self, value, param, ctx) -> Seeds:
         if isinstance(value, Seeds):
             return value
-        ranges = []
-        for part in str(value).replace(" ", "").split(","):
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-            if not m:
-                self.fail(f"{part!r} is not a seed or a range like 0-63 (in {value!r})", param, ctx)
-            start, stop = int(m.group(1)), int(m.group(2) or m.group(1))
-            if stop < start:
-                self.fail(f"range {part!r} runs backwards", param, ctx)
-            ranges.append(range(start, stop + 1))
-        ordered = sorted(ranges, key=lambda r: r.start)
-        for a, b in zip(ordered, ordered[1:], strict=False):
-            if b.start < a.stop:
-                self.fail(f"seeds {a.start}-{a.stop - 1} and {b.start}-{b.stop - 1} overlap", param, ctx)
-        return Seeds(ranges)
+        try:
+            return parse_seeds(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
 
 
 class WalkSeeds(click.ParamType):
@@ -192,10 +198,7 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
             )
             raise click.exceptions.Exit(stop.exit_code)
         if kept is not None:
-            grid = make_sheet(np.concatenate(kept))
-            if scale > 1:
-                grid = grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
-            save_atomic(grid, out_dir / "sheet.png")
+            save_atomic(scaled_sheet(np.concatenate(kept), scale), out_dir / "sheet.png")
     except FileExistsError as err:  # another process published that sprite between our check and our write
         raise click.ClickException(
             f"{Path(err.filename).name} appeared in {out_dir} while writing (another dcgan-sample "

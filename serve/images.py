@@ -38,6 +38,13 @@ def sheet(
     return Image.fromarray(canvas, "RGB")
 
 
+def scaled_sheet(sprites: np.ndarray, scale: int = 1) -> Image.Image:
+    """The sheet of `sprites` (sheet()), upscaled `scale` times by nearest neighbour, as dcgan-sample --sheet
+    draws it."""
+    grid = sheet(sprites)
+    return grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST) if scale > 1 else grid
+
+
 def save_atomic(img: Image.Image, path: Path, **save_args) -> None:
     """Save through a temporary name, so a reader never sees half a picture."""
     path = Path(path)

@@ -7,6 +7,7 @@ inside it, where the generator has seen no latent, and its middle frames come ou
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -64,19 +65,23 @@ def gif_frame(sprite: np.ndarray, scale: int = 1) -> Image.Image:
     return out
 
 
-def save_walk(sprites: np.ndarray, path: Path, scale: int = 1, ms: int = 80) -> None:
-    """Write a walk's frames: .gif an animation that loops for ever, with alpha kept hard (each frame replaces
-    the last); .png one strip of the frames side by side, RGBA."""
-    path = Path(path)
-    if path.suffix.lower() == ".png":
-        strip = np.concatenate([_scaled(s, scale) for s in sprites], axis=1)
-        write_atomic(path, lambda tmp: Image.fromarray(strip, "RGBA").save(tmp, format="PNG"))
-        return
-    frames = [gif_frame(s, scale) for s in sprites]
-    write_atomic(
-        path,
-        lambda tmp: frames[0].save(
-            tmp, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0, disposal=2,
+def encode_walk(sprites: np.ndarray, kind: str, scale: int = 1, ms: int = 80) -> bytes:
+    """A walk's frames as file bytes: kind "gif" an animation that loops for ever, with alpha kept hard (each frame
+    replaces the last); "png" one strip of the frames side by side, RGBA."""
+    buf = io.BytesIO()
+    if kind == "png":
+        Image.fromarray(np.concatenate([_scaled(s, scale) for s in sprites], axis=1), "RGBA").save(buf, format="PNG")
+    else:
+        frames = [gif_frame(s, scale) for s in sprites]
+        frames[0].save(
+            buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0, disposal=2,
             transparency=TRANSPARENT, optimize=False,
-        ),
-    )  # fmt: skip
+        )  # fmt: skip
+    return buf.getvalue()
+
+
+def save_walk(sprites: np.ndarray, path: Path, scale: int = 1) -> None:
+    """Write a walk to `path`, a .gif or a .png strip (encode_walk), whole or not at all."""
+    path = Path(path)
+    data = encode_walk(sprites, "png" if path.suffix.lower() == ".png" else "gif", scale)
+    write_atomic(path, lambda tmp: tmp.write_bytes(data))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["dcgan-train", "dcgan-export", "dcgan-sample", "dcgan-eval"]
+COMMANDS = ["dcgan-train", "dcgan-export", "dcgan-sample", "dcgan-eval", "dcgan-select", "dcgan-serve"]
 
 
 def run(cmd, **kw):

@@ -1,0 +1,157 @@
+"""dcgan-serve as a user runs it: a real server on 127.0.0.1, port 0, and a real HTTP client."""
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import read_until
+from dcgan.serve.cli import main as sample_main
+from dcgan.serve.generator import SpriteGenerator
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tiny_export):
+    cmd = [sys.executable, "-m", "dcgan.serve.server", "--model", str(tiny_export), "--port", "0", "--max-batch", "100",
+           "-q"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = read_until(proc.stdout, "Serving")[-1]  # the server says where it listens once it does
+        yield line.split(" at ")[1].split()[0].rstrip("/"), proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
+
+
+def get(base: str, path: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(base + path, timeout=60) as r:
+            return r.status, r.headers["Content-Type"], r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers["Content-Type"], err.read()
+
+
+def sample(*args):
+    result = CliRunner().invoke(sample_main, [*map(str, args)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_a_sprite_is_byte_for_byte_the_png_dcgan_sample_writes(server, tiny_export, tmp_path):
+    base, _ = server
+    status, ctype, body = get(base, "/sprite/5.png")
+    assert (status, ctype) == (200, "image/png")
+    sample("--seeds", 5, "--model", tiny_export, "-q", tmp_path / "out")
+    assert body == (tmp_path / "out" / "seed000005.png").read_bytes()
+
+
+def test_a_sheet_is_drawn_as_dcgan_sample_draws_it(server, tiny_export, tmp_path):
+    base, _ = server
+    status, ctype, body = get(base, "/sheet.png?seeds=0-3,9&scale=2")
+    assert (status, ctype) == (200, "image/png")
+    sample("--seeds", "0-3,9", "--sheet", "--scale", 2, "--model", tiny_export, "-q", tmp_path / "out")
+    assert body == (tmp_path / "out" / "sheet.png").read_bytes()
+
+
+def test_a_walk_is_a_looping_gif_through_both_seeds(server, tiny_export):
+    base, _ = server
+    status, ctype, body = get(base, "/walk.gif?from=3&to=17&frames=5")
+    assert (status, ctype) == (200, "image/gif")
+    gen = SpriteGenerator(tiny_export, provider="cpu")
+    with Image.open(BytesIO(body)) as im:
+        assert im.n_frames == 10 and im.info["loop"] == 0
+        im.seek(5)  # the far end of the walk: seed 17 itself
+        np.testing.assert_array_equal(np.asarray(im.convert("RGBA"))[..., 3], gen([17])[0][..., 3])
+
+
+def test_health_names_the_model_its_metadata_and_provider(server, tiny_export):
+    base, _ = server
+    status, ctype, body = get(base, "/health")
+    report = json.loads(body)
+    assert (status, ctype) == (200, "application/json")
+    assert report["model"] == str(tiny_export / "generator-rgba8.onnx") and report["provider"] == "CPUExecutionProvider"
+    assert report["metadata"]["dcgan.nz"] == "100" and report["package_version"]
+
+
+def test_the_page_shows_a_sheet_a_seed_box_and_the_next_64_without_javascript(server):
+    base, _ = server
+    status, ctype, body = get(base, "/?start=64")
+    page = body.decode()
+    assert status == 200 and ctype.startswith("text/html") and "<script" not in page
+    assert '<img src="/sheet.png?seeds=64-127&amp;scale=2"' in page
+    assert 'name="start"' in page and 'href="/?start=128"' in page
+    assert get(base, "/sheet.png?seeds=64-127&scale=2")[0] == 200  # what the page shows is there
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("/sprite/x.png", "whole-number seed"),
+        ("/sheet.png?seeds=5-2", "runs backwards"),
+        ("/sheet.png?seeds=0-100", "--max-batch 100"),
+        ("/sheet.png?seeds=0-3&scale=9", "scale must be between 1 and 8"),
+        ("/walk.gif?from=3&to=17&frames=129", "frames must be between 1 and 128"),
+        ("/walk.gif?from=3", "to is missing"),
+        ("/?start=-1", "start must be one whole number"),
+    ],
+)
+def test_refusals_are_400_with_one_line_of_json(server, path, message):
+    base, _ = server
+    status, ctype, body = get(base, path)
+    error = json.loads(body)["error"]
+    assert (status, ctype) == (400, "application/json") and message in error and "\n" not in error
+
+
+def test_unknown_routes_and_paths_are_404_and_read_no_file(server):
+    base, _ = server
+    for path in ("/nope", "/../pyproject.toml", "/sprite/5.png/../../etc/passwd", "/health/x"):
+        status, _, body = get(base, path)
+        assert status in (400, 404) and b"[project]" not in body and b"root:" not in body
+
+
+def test_64_concurrent_requests_share_one_session_and_all_come_back_right(server, tiny_export, tmp_path):
+    base, _ = server
+    seeds = list(range(100, 164))
+    sample("--seeds", "100-163", "--model", tiny_export, "-q", tmp_path / "out")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda s: get(base, f"/sprite/{s}.png"), seeds))
+    for seed, (status, _, body) in zip(seeds, answers, strict=True):
+        assert status == 200 and body == (tmp_path / "out" / f"seed{seed:06d}.png").read_bytes(), seed
+
+
+def test_sigterm_stops_it_cleanly(tiny_export):
+    cmd = [sys.executable, "-m", "dcgan.serve.server", "--model", str(tiny_export), "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = read_until(proc.stdout, "Serving")
+    proc.send_signal(signal.SIGTERM)
+    out = "".join(seen) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0 and "Stopped." in out and "Traceback" not in out
+
+
+def test_a_model_that_is_not_a_generator_is_refused_in_one_line(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "not-a-generator",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    onnx.save(model, tmp_path / "identity.onnx")
+    cmd = [sys.executable, "-m", "dcgan.serve.server", "--model", str(tmp_path / "identity.onnx"), "--port", "0"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "is not a sprite generator" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
