@@ -27,6 +27,11 @@ COLUMNS = {  # metric: column heading
     "kid": "KID",
     "line_art": "line art",
     "grid_texture": "grid texture",
+    "flat_colour_share": "flat colour",  # what a person sees: dcgan.train.likeness
+    "colours_per_sprite": "colours",
+    "parts_per_sprite": "parts",
+    "spectral_gap": "spectral gap",
+    "classifier_accuracy": "classifier",
 }
 
 
