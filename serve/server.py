@@ -215,8 +215,10 @@ def main(model, provider, host, port, threads, max_batch, quiet) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     bound_host, bound_port = server.server_address[:2]
-    click.echo(f"Serving {gen.info.path.name} on {gen.provider} at http://{bound_host}:{bound_port}/ (Ctrl-C stops)")
-    try:
+    try:  # a signal from the moment the address is printed ends here, cleanly
+        click.echo(
+            f"Serving {gen.info.path.name} on {gen.provider} at http://{bound_host}:{bound_port}/ (Ctrl-C stops)"
+        )
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("Stopped.", err=True)
