@@ -6,6 +6,8 @@ Export writes files that follow it, the sampler reads them by it, and apps that 
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import numpy as np
 
 INPUT = "z"  # float32 [batch, nz], one row per seed (see dcgan.serve.latent)
@@ -61,3 +63,11 @@ def finish_sprites(image: np.ndarray, hard_alpha: bool = True) -> np.ndarray:
     rgb = levels[:, :3] * opaque
     alpha = opaque * np.float32(255)
     return np.concatenate([rgb, alpha], axis=1).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def package_version() -> str:
+    """This package's installed version, as model files and checkpoints record it ("unknown" from a bare checkout)."""
+    try:
+        return metadata.version("dcgan-pokemon")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -16,13 +16,13 @@ import re
 import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import metadata
 from urllib.parse import parse_qs, urlsplit
 
 import click
 import numpy as np
 
 from .cli import parse_seeds
+from .contract import package_version
 from .images import scaled_sheet
 from .walk import MAX_FRAMES, encode_walk, walk_latents
 from .writer import encode_png
@@ -33,13 +33,6 @@ PAGE_SPRITES = 64
 
 class BadRequest(ValueError):
     """A request the server refuses with 400 and this one-line reason."""
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("dcgan-pokemon")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def number(query: dict, name: str, default: int | None = None, low: int = 0, high: int = 2**63 - 1) -> int:

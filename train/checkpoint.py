@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from importlib import metadata
 from pathlib import Path
 
 import torch
+
+from dcgan.serve.contract import package_version
 
 from .config import ModelConfig, TrainConfig, retire
 from .model import Generator
@@ -20,13 +21,6 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 class CheckpointError(ValueError):
     """A file that is not a usable checkpoint; the message says which and why."""
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("dcgan-pokemon")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def checkpoint_path(run_or_file: str | Path) -> Path:
