@@ -65,7 +65,7 @@ def check_combination(model: ModelConfig, train: TrainConfig) -> None:
     if train.loss == "wgan-gp" and model.d_norm == "batch":
         raise ValueError(
             "loss wgan-gp penalises each sample's gradient, which batch norm mixes across the batch; "
-            "use d_norm 'none' or 'spectral'"
+            "use d_norm (--d-norm) none or spectral"
         )
 
 
