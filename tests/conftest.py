@@ -48,17 +48,21 @@ def synthetic_sprite(rng: np.random.Generator, size: tuple[int, int] = (96, 96))
     return img
 
 
+def write_sprites(folder: Path, n: int, size: tuple[int, int] = (96, 96), seed: int = 0) -> Path:
+    """n synthetic palette PNG sprites, 1.png .. n.png, into `folder` (made if need be)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        synthetic_sprite(rng, size).save(folder / f"{i + 1}.png", transparency=0)
+    return folder
+
+
 @pytest.fixture
 def make_sprites(tmp_path):
     """make_sprites(n, folder_name='sprites', size=(96, 96), seed=0) -> a folder of n palette PNG sprites."""
 
     def make(n: int, name: str = "sprites", size: tuple[int, int] = (96, 96), seed: int = 0) -> Path:
-        folder = tmp_path / name
-        folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(seed)
-        for i in range(n):
-            synthetic_sprite(rng, size).save(folder / f"{i + 1}.png", transparency=0)
-        return folder
+        return write_sprites(tmp_path / name, n, size, seed)
 
     return make
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import synthetic_sprite
+from conftest import write_sprites
 from dcgan.export import formats as F
 from dcgan.export.cli import main as export_main
 from dcgan.export.demo import calibrate
@@ -44,11 +44,7 @@ def widen_outputs(ckpt):
 def run(tmp_path_factory):
     """A small model trained for two epochs on synthetic sprites, exported in every format."""
     root = tmp_path_factory.mktemp("export")
-    data = root / "sprites"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(16):
-        synthetic_sprite(rng).save(data / f"{i}.png", transparency=0)
+    data = write_sprites(root / "sprites", 16)
     args = ["--data", data, "--out", root / "run", "--epochs", 2, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "-q"]
     result = CliRunner().invoke(train_main, list(map(str, args)))
     assert result.exit_code == 0, result.output

@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import write_sprites
 from dcgan.export.cli import main as export_main
 from dcgan.train.checkpoint import CheckpointError, load_checkpoint
 from dcgan.train.cli import main as train_main
@@ -16,15 +17,7 @@ from dcgan.train.evaluate import main as eval_main
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
-    data = root / "sprites"
-    data.mkdir()
-    import numpy as np
-
-    from conftest import synthetic_sprite
-
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        synthetic_sprite(rng).save(data / f"{i}.png", transparency=0)
+    data = write_sprites(root / "sprites", 6)
     args = ["--data", data, "--out", root / "run", "--epochs", 1, "--ngf", 4, "--ndf", 4, "--batch-size", 2, "-q"]
     result = CliRunner().invoke(train_main, list(map(str, args)))
     assert result.exit_code == 0, result.output

@@ -4,11 +4,10 @@ with a setting this version no longer has still exports but cannot be resumed.""
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import synthetic_sprite
+from conftest import write_sprites
 from dcgan.export.cli import main as export_main
 from dcgan.train.checkpoint import load_checkpoint, save_checkpoint
 from dcgan.train.cli import main as train_main
@@ -74,11 +73,7 @@ def old_checkpoint(run: Path, dest: Path, **retired) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("old")
-    data = root / "sprites"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        synthetic_sprite(rng).save(data / f"{i}.png", transparency=0)
+    data = write_sprites(root / "sprites", 8)
     args = ["--data", data, "--out", root / "run", "--epochs", 1, "--ngf", 4, "--ndf", 4, "--batch-size", 4, "-q"]
     assert invoke(train_main, *args).exit_code == 0
     return root
