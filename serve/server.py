@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import click
@@ -53,8 +54,9 @@ def number(query: dict, name: str, default: int | None = None, low: int = 0, hig
 class App:
     """What each route answers, as (status, content type, body); the HTTP side is in Handler."""
 
-    def __init__(self, generator, max_batch: int = 1024):
+    def __init__(self, generator, max_batch: int = 1024, browser: dict[str, tuple[str, bytes]] | None = None):
         self.gen, self.max_batch = generator, max_batch
+        self.browser = browser  # the page at /browser/, as serve/browser.py loads it; None: not served
 
     def route(self, target: str) -> tuple[int, str, bytes]:
         url = urlsplit(target)
@@ -72,8 +74,15 @@ class App:
                 return 200, "application/json", json.dumps(self.health(), indent=2).encode()
             if url.path == "/":
                 return 200, "text/html; charset=utf-8", self.page(query).encode()
+            if url.path.startswith("/browser/") and self.browser is not None:
+                name = url.path.removeprefix("/browser/") or "index.html"
+                if name in self.browser:
+                    return 200, *self.browser[name]
         except BadRequest as err:
             return 400, "application/json", json.dumps({"error": str(err)}).encode()
+        if url.path.startswith("/browser") and self.browser is None:
+            reason = "the browser page is served with dcgan-serve --browser examples/browser"
+            return 404, "application/json", json.dumps({"error": reason}).encode()
         return 404, "application/json", json.dumps({"error": f"no route {url.path}"}).encode()
 
     def sheet(self, query: dict) -> bytes:
@@ -179,8 +188,14 @@ class Server(ThreadingHTTPServer):
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, help="0: any free port (printed).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="onnxruntime threads; 0: one per core.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=1024, help="Most sprites one request may ask for.")
+@click.option(
+    "--browser",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also serve this browser example at /browser/ (examples/browser, after npm ci there).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No line per request.")  # fmt: skip
-def main(model, provider, host, port, threads, max_batch, quiet) -> None:
+def main(model, provider, host, port, threads, max_batch, browser, quiet) -> None:
     """Serve sprites over HTTP: /sprite/SEED.png, /sheet.png?seeds=0-63&scale=2, /walk.gif?from=3&to=17,
     /health, and a page at /.
 
@@ -188,18 +203,21 @@ def main(model, provider, host, port, threads, max_batch, quiet) -> None:
     Examples:
       dcgan-serve                                  # the shipped model at http://127.0.0.1:8000/
       dcgan-serve --model runs/demo --port 0       # any free port, printed
+      dcgan-serve --browser examples/browser       # and the page that draws in the browser
     """
+    from .browser import PageError, load_page
     from .generator import ModelError, SpriteGenerator
     from .runtime import ProviderError
 
     try:
         gen = SpriteGenerator(model, provider=provider, threads=threads or None)
-    except (ModelError, ProviderError) as err:
+        page = load_page(browser, gen.info.path) if browser is not None else None
+    except (ModelError, ProviderError, PageError) as err:
         raise click.ClickException(str(err)) from err
     if gen.notice:
         click.echo(f"note: {gen.notice}", err=True)
     try:
-        server = Server((host, port), App(gen, max_batch), quiet)
+        server = Server((host, port), App(gen, max_batch, page), quiet)
     except OSError as err:
         raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
 

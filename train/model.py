@@ -10,6 +10,8 @@ doubling per stage, so 96 px comes out natively.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -23,7 +25,12 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.main = nn.Sequential(*(resize_layers(cfg) if cfg.generator == "resize" else paper_layers(cfg)))
+        if cfg.generator == "paper":
+            self.main = nn.Sequential(*paper_layers(cfg))
+        elif cfg.generator == "resize":
+            self.main = nn.Sequential(*resize_layers(cfg))
+        else:
+            self.main = ExcitedGenerator(cfg, palette=PALETTE_SIZE if cfg.generator == "palette" else 0)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() == 2:
@@ -75,6 +82,96 @@ def resize_layers(cfg: ModelConfig) -> list[nn.Module]:
         width //= 2
     # channels x 96 x 96; no batch norm on the output layer
     return layers + [nn.Conv2d(width, cfg.channels, 3, 1, 1, bias=False), nn.Tanh()]
+
+
+PALETTE_SIZE = 15  # opaque colours a "palette" sprite is drawn in, besides transparency (real sprites: 13 at 4 bits)
+
+
+class ExcitedGenerator(nn.Module):
+    """The resize generator with FastGAN's skip-layer excitation (Liu et al. 2021): the 6x6 and 12x12 feature maps
+    each gate the channels of the stage three doublings later (48 and 96 px), so the coarse layout steers the fine
+    drawing directly. With `palette` > 0 it draws like an indexed-colour sprite instead of through tanh: each pixel
+    picks one of `palette` colours the sprite chooses from its 6x6 map, or transparency (PaletteHead)."""
+
+    def __init__(self, cfg: ModelConfig, palette: int = 0):
+        super().__init__()
+        widths = [cfg.ngf * 2 ** (cfg.stages - i) for i in range(cfg.stages + 1)]  # 256 .. 16 at ngf=16, 96 px
+        self.project = nn.Sequential(
+            nn.ConvTranspose2d(cfg.nz, widths[0], BASE_SIZE, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True)
+        )
+        self.stages = nn.ModuleList(
+            nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(w_in, w_out, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(w_out),
+                nn.ReLU(True),
+            )
+            for w_in, w_out in zip(widths, widths[1:], strict=False)
+        )
+        self.reach = 3  # stage i's map gates stage i + 3's
+        self.excite = nn.ModuleList(
+            SkipExcitation(widths[i], widths[i + self.reach], BASE_SIZE * 2**i) for i in range(len(widths) - self.reach)
+        )
+        self.head = (
+            PaletteHead(widths[-1], widths[0], palette)
+            if palette
+            else nn.Sequential(nn.Conv2d(widths[-1], cfg.channels, 3, 1, 1, bias=False), nn.Tanh())
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        maps = [self.project(z)]
+        for i, stage in enumerate(self.stages, start=1):
+            x = stage(maps[-1])
+            if i >= self.reach:
+                x = x * self.excite[i - self.reach](maps[i - self.reach])
+            maps.append(x)
+        return self.head(maps[-1], maps[0]) if isinstance(self.head, PaletteHead) else self.head(maps[-1])
+
+
+class SkipExcitation(nn.Module):
+    """A small map -> one gate in (0, 1) per channel of a larger map: FastGAN's SLE, with the whole map read by one
+    convolution (averaged down to 6x6 first) instead of adaptive pooling to 4x4."""
+
+    def __init__(self, c_in: int, c_out: int, side: int):
+        super().__init__()
+        shrink = [nn.AvgPool2d(side // BASE_SIZE)] if side > BASE_SIZE else []
+        self.gate = nn.Sequential(
+            *shrink,
+            nn.Conv2d(c_in, c_out, BASE_SIZE, 1, 0, bias=False),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(c_out, c_out, 1, 1, 0, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gate(x)
+
+
+class PaletteHead(nn.Module):
+    """Final features -> RGBA drawn from a per-sprite palette, as an indexed-colour sprite is stored.
+
+    The sprite's `size` opaque colours come from its 6x6 map (one convolution over the whole map, tanh); each pixel
+    scores them and transparency (a 3x3 convolution) and takes the best one, so every pixel the discriminator sees
+    is exactly one palette colour, or transparent black. Training passes gradients through the choice as if it
+    were the softmax (the straight-through estimator, Bengio et al. 2013); eval mode draws the hard choice only."""
+
+    def __init__(self, width: int, coarse: int, size: int):
+        super().__init__()
+        self.size = size
+        self.colours = nn.Conv2d(coarse, 3 * size, BASE_SIZE, 1, 0, bias=False)
+        self.choose = nn.Conv2d(width, size + 1, 3, 1, 1, bias=False)  # entry 0: transparent
+
+    def forward(self, features: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = features.shape
+        logits = self.choose(features)
+        hard = nn.functional.one_hot(logits.argmax(1), self.size + 1).permute(0, 3, 1, 2).to(logits.dtype)
+        if self.training:
+            soft = logits.softmax(1)
+            hard = hard + (soft - soft.detach())  # exactly the hard choice forward, the softmax backward
+        palette = torch.tanh(self.colours(coarse)).reshape(n, 3, self.size)  # (B, 3, colours) in [-1, 1]
+        rgb = torch.bmm(palette, hard[:, 1:].reshape(n, self.size, h * w)).reshape(n, 3, h, w)
+        transparent = hard[:, :1]
+        return torch.cat([rgb - transparent, 1.0 - 2.0 * transparent], dim=1)  # transparent: (-1, -1, -1, -1)
 
 
 class Discriminator(nn.Module):
@@ -135,6 +232,17 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
 def generator_flops(cfg: ModelConfig) -> int:
     """Multiply-adds x 2 of one generator forward pass per sprite (convolutions only)."""
     side = BASE_SIZE
+    if cfg.generator in ("sle", "palette"):  # the resize generator's, plus two gates (and a palette)
+        flops = generator_flops(replace(cfg, generator="resize"))
+        widths = [cfg.ngf * 2 ** (cfg.stages - i) for i in range(cfg.stages + 1)]
+        for i in range(len(widths) - 3):
+            flops += 2 * (widths[i] * widths[i + 3] * BASE_SIZE**2 + widths[i + 3] ** 2)
+        if cfg.generator == "palette":
+            size = cfg.image_size
+            flops += 2 * widths[0] * 3 * PALETTE_SIZE * BASE_SIZE**2  # the colours
+            flops += 2 * size * size * widths[-1] * (PALETTE_SIZE + 1 - cfg.channels) * 9  # more scores than RGBA
+            flops += 2 * size * size * 3 * PALETTE_SIZE  # the lookup
+        return flops
     if cfg.generator == "resize":  # a 3x3 convolution at each doubled side, then one at the output
         width = cfg.ngf * 2**cfg.stages
         flops = 2 * cfg.nz * width * side * side

@@ -155,3 +155,55 @@ def test_a_model_that_is_not_a_generator_is_refused_in_one_line(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "is not a sprite generator" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def fake_page(folder):
+    """A browser folder as `npm ci` leaves examples/browser, with stand-in bytes for each file."""
+    from dcgan.serve.browser import ORT_FILES, PAGE_FILES
+
+    for name in PAGE_FILES + ORT_FILES:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(f"contents of {name}".encode())
+    return folder
+
+
+def test_the_browser_page_is_served_from_memory_with_the_server_s_own_rgba8_model(tiny_export, tmp_path):
+    from dcgan.serve.browser import load_page
+    from dcgan.serve.server import App
+
+    gen = SpriteGenerator(tiny_export, provider="cpu")
+    app = App(gen, browser=load_page(fake_page(tmp_path / "page"), gen.info.path))
+    (tmp_path / "page" / "index.html").write_text("changed after start")  # read once, at start
+    assert app.route("/browser/") == (200, "text/html; charset=utf-8", b"contents of index.html")
+    assert app.route("/browser/latent.js")[1] == "text/javascript; charset=utf-8"
+    wasm = "/browser/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm"
+    assert app.route(wasm)[:2] == (200, "application/wasm")  # the type WebAssembly.instantiateStreaming needs
+    assert app.route("/browser/generator-rgba8.onnx")[2] == (tiny_export / "generator-rgba8.onnx").read_bytes()
+    (tmp_path / "page" / "secret.txt").write_text("not on the list")
+    for path in ("/browser/secret.txt", "/browser/../pyproject.toml", "/browser/node_modules/", "/browser"):
+        assert app.route(path)[0] == 404, path
+
+
+def test_without_browser_the_page_is_a_404_that_says_how_to_serve_it(tiny_export):
+    from dcgan.serve.server import App
+
+    status, _, body = App(SpriteGenerator(tiny_export, provider="cpu")).route("/browser/")
+    assert status == 404 and "--browser examples/browser" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    "missing, message",
+    [("node_modules", "run `npm ci` in"), ("index.html", "has no index.html"), ("generator-rgba8.onnx", "has none")],
+)
+def test_a_browser_folder_that_is_not_ready_is_refused_in_one_line(tiny_export, tmp_path, missing, message):
+    import shutil
+
+    page = fake_page(tmp_path / "page")
+    model = tmp_path / "model"
+    shutil.copytree(tiny_export, model)
+    target = model / missing if missing.endswith(".onnx") else page / missing
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    cmd = [sys.executable, "-m", "dcgan.serve.server", "--model", str(model), "--browser", str(page), "--port", "0"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

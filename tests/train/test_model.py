@@ -135,3 +135,43 @@ def test_checkpoints_from_before_a_setting_existed_keep_the_paper_s_networks():
     old = {k: v for k, v in ModelConfig().to_dict().items() if k not in ("d_norm", "generator")}
     assert ModelConfig.from_dict(old).d_norm == "batch"  # the only discriminator there was
     assert ModelConfig.from_dict(old).generator == "paper"  # and the only generator
+
+
+def test_skip_layer_excitation_lets_the_coarse_map_gate_the_fine_stages():
+    torch.manual_seed(0)
+    g, _ = build_models(ModelConfig(ngf=8, generator="sle"))
+    net = g.main
+    assert [gate.gate[-4].in_channels for gate in net.excite] == [128, 64]  # the 6x6 and 12x12 maps ...
+    assert [gate.gate[-1].__class__ for gate in net.excite] == [nn.Sigmoid, nn.Sigmoid]
+    z = torch.randn(4, 100)
+    g.eval()
+    before = g(z)
+    shut = net.excite[1].register_forward_hook(lambda _m, _i, gate: gate * 0)  # ... gate the 96 px stage:
+    assert g(z).abs().max() == 0 < before.abs().max()  # with its gate shut, nothing reaches the output
+    shut.remove()
+    g.train()
+    g(z).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.excite[0].parameters())
+
+
+def test_a_palette_sprite_is_drawn_in_its_own_few_colours_or_transparency():
+    from dcgan.train.model import PALETTE_SIZE
+
+    torch.manual_seed(0)
+    g, _ = build_models(ModelConfig(ngf=8, generator="palette"))
+    z = torch.randn(3, 100)
+    g.eval()
+    out = g(z)
+    alpha = out[:, 3]
+    assert set(alpha.unique().tolist()) <= {-1.0, 1.0}  # hard alpha, from the model itself
+    assert (out[:, :3][(alpha == -1).unsqueeze(1).expand(-1, 3, -1, -1)] == -1).all()  # transparent black
+    for sprite, a in zip(out, alpha, strict=True):
+        colours = sprite[:3].permute(1, 2, 0)[a == 1].unique(dim=0)
+        assert 1 <= len(colours) <= PALETTE_SIZE
+    # training draws the same hard choice and passes gradients through it (straight-through) to both convolutions
+    g.train()
+    trained = g(z)
+    assert set(trained[:, 3].detach().unique().tolist()) <= {-1.0, 1.0}
+    trained[:, :3].mean().backward()
+    head = g.main.head
+    assert head.choose.weight.grad.abs().sum() > 0 and head.colours.weight.grad.abs().sum() > 0
