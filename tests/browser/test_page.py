@@ -6,6 +6,8 @@ installs all three and sets DCGAN_REQUIRE_BROWSER=1, which turns a missing piece
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,7 +22,8 @@ from PIL import Image
 from conftest import read_until
 from dcgan.serve.cli import main as sample_main
 
-PAGE = Path(__file__).parents[2] / "examples" / "browser"
+README = Path(__file__).parents[2] / "README.md"
+PAGE = README.parent / "examples" / "browser"
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
@@ -84,10 +87,20 @@ def browser():
         driver.quit()
 
 
+def readme_command() -> list[str]:
+    """The README's command that serves the page, as a list of arguments."""
+    block = re.search(r"<!-- browser-example -->\n```bash\n(.*?)```", README.read_text(), re.S)
+    assert block, "README.md lost its browser example"
+    line = next(line for line in block.group(1).splitlines() if line.startswith("dcgan-serve"))
+    return shlex.split(line.split("#")[0])
+
+
 @pytest.fixture(scope="module")
 def page_server():
-    cmd = [sys.executable, "-m", "dcgan.serve.server", "--port", "0", "--browser", str(PAGE), "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    args = readme_command()[1:]  # as the README runs it, on any free port
+    args[args.index("--port") + 1] = "0"
+    cmd = [sys.executable, "-m", "dcgan.serve.server", *args, "-q"]
+    proc = subprocess.Popen(cmd, cwd=README.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = read_until(proc.stdout, "Serving")[-1]
         yield line.split(" at ")[1].split()[0] + "browser/"

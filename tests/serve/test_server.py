@@ -1,6 +1,7 @@
 """dcgan-serve as a user runs it: a real server on 127.0.0.1, port 0, and a real HTTP client."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,6 +114,18 @@ def test_refusals_are_400_with_one_line_of_json(server, path, message):
     status, ctype, body = get(base, path)
     error = json.loads(body)["error"]
     assert (status, ctype) == (400, "application/json") and message in error and "\n" not in error
+
+
+def test_the_readme_s_http_example_is_served(server):
+    base, _ = server
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = re.search(r"<!-- http-example -->\n```bash\n(.*?)```", readme, re.S)
+    assert block, "README.md lost its HTTP example"
+    paths = re.findall(r"http://127\.0\.0\.1:8000(/[^'\s]*)", block.group(1))
+    assert len(paths) == 4
+    for path in paths:
+        status, ctype, _ = get(base, path)
+        assert status == 200 and ctype.startswith(("image/", "application/json")), path
 
 
 def test_unknown_routes_and_paths_are_404_and_read_no_file(server):
