@@ -124,6 +124,7 @@ class App:
             next=start + PAGE_SPRITES,
             model=html.escape(self.gen.info.path.name),
             provider=html.escape(self.gen.provider),
+            browser='<a href="/browser/">The same sprites drawn in your browser.</a>' if self.browser else "",
         )
 
 
@@ -142,7 +143,8 @@ PAGE = """<!doctype html>
 <form action="/" method="get"><label>First seed <input type="number" name="start" min="0" value="{start}"></label>
 <button type="submit">Show</button> <a href="/?start={next}">next 64</a></form>
 <p>A seed always names the same creature: <code>/sprite/SEED.png</code>;
-a walk: <code>/walk.gif?from=3&amp;to=17</code>; model {model} on {provider} (<a href="/health">health</a>).</p>
+a walk: <code>/walk.gif?from=3&amp;to=17</code>; model {model} on {provider} (<a href="/health">health</a>).
+{browser}</p>
 </body></html>
 """
 

@@ -193,6 +193,7 @@ def test_the_browser_page_is_served_from_memory_with_the_server_s_own_rgba8_mode
     wasm = "/browser/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm"
     assert app.route(wasm)[:2] == (200, "application/wasm")  # the type WebAssembly.instantiateStreaming needs
     assert app.route("/browser/generator-rgba8.onnx")[2] == (tiny_export / "generator-rgba8.onnx").read_bytes()
+    assert b'href="/browser/"' in app.route("/")[2]  # the page without JavaScript links to it
     (tmp_path / "page" / "secret.txt").write_text("not on the list")
     for path in ("/browser/secret.txt", "/browser/../pyproject.toml", "/browser/node_modules/", "/browser"):
         assert app.route(path)[0] == 404, path
@@ -201,8 +202,10 @@ def test_the_browser_page_is_served_from_memory_with_the_server_s_own_rgba8_mode
 def test_without_browser_the_page_is_a_404_that_says_how_to_serve_it(tiny_export):
     from dcgan.serve.server import App
 
-    status, _, body = App(SpriteGenerator(tiny_export, provider="cpu")).route("/browser/")
+    app = App(SpriteGenerator(tiny_export, provider="cpu"))
+    status, _, body = app.route("/browser/")
     assert status == 404 and "--browser examples/browser" in json.loads(body)["error"]
+    assert b"/browser/" not in app.route("/")[2]
 
 
 @pytest.mark.parametrize(
