@@ -91,7 +91,7 @@ class ExcitedGenerator(nn.Module):
     """The resize generator with FastGAN's skip-layer excitation (Liu et al. 2021): the 6x6 and 12x12 feature maps
     each gate the channels of the stage three doublings later (48 and 96 px), so the coarse layout steers the fine
     drawing directly. With `palette` > 0 it draws like an indexed-colour sprite instead of through tanh: each pixel
-    picks one of `palette` colours the sprite chooses from its 6x6 map, or transparency (PaletteHead)."""
+    mixes `palette` colours the sprite chooses from its 6x6 map, and transparency (PaletteHead)."""
 
     def __init__(self, cfg: ModelConfig, palette: int = 0):
         super().__init__()
@@ -148,12 +148,12 @@ class SkipExcitation(nn.Module):
 
 
 class PaletteHead(nn.Module):
-    """Final features -> RGBA drawn from a per-sprite palette, as an indexed-colour sprite is stored.
+    """Final features -> RGBA mixed from a per-sprite palette, as an indexed-colour sprite is drawn.
 
     The sprite's `size` opaque colours come from its 6x6 map (one convolution over the whole map, tanh); each pixel
-    scores them and transparency (a 3x3 convolution) and takes the best one, so every pixel the discriminator sees
-    is exactly one palette colour, or transparent black. Training passes gradients through the choice as if it
-    were the softmax (the straight-through estimator, Bengio et al. 2013); eval mode draws the hard choice only."""
+    weighs them and transparency with a softmax over a 3x3 convolution's scores, and mixes them. Training and
+    sampling compute the same thing: nothing is rounded or chosen afterwards, so a flat area is the generator's own
+    choice (a softmax it has learnt to make sharp), never post-processing."""
 
     def __init__(self, width: int, coarse: int, size: int):
         super().__init__()
@@ -163,14 +163,10 @@ class PaletteHead(nn.Module):
 
     def forward(self, features: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         n, _, h, w = features.shape
-        logits = self.choose(features)
-        hard = nn.functional.one_hot(logits.argmax(1), self.size + 1).permute(0, 3, 1, 2).to(logits.dtype)
-        if self.training:
-            soft = logits.softmax(1)
-            hard = hard + (soft - soft.detach())  # exactly the hard choice forward, the softmax backward
+        weights = self.choose(features).softmax(1)
         palette = torch.tanh(self.colours(coarse)).reshape(n, 3, self.size)  # (B, 3, colours) in [-1, 1]
-        rgb = torch.bmm(palette, hard[:, 1:].reshape(n, self.size, h * w)).reshape(n, 3, h, w)
-        transparent = hard[:, :1]
+        rgb = torch.bmm(palette, weights[:, 1:].reshape(n, self.size, h * w)).reshape(n, 3, h, w)
+        transparent = weights[:, :1]
         return torch.cat([rgb - transparent, 1.0 - 2.0 * transparent], dim=1)  # transparent: (-1, -1, -1, -1)
 
 
