@@ -155,24 +155,22 @@ def test_skip_layer_excitation_lets_the_coarse_map_gate_the_fine_stages():
 
 
 def test_a_palette_sprite_mixes_its_own_few_colours_and_transparency():
-    from dcgan.train.model import PALETTE_SIZE
+    from dcgan.train.model import PALETTE_SIZE, PaletteHead
 
     torch.manual_seed(0)
-    g, _ = build_models(ModelConfig(ngf=8, generator="palette"))
-    head = g.main.head
-    z = torch.randn(3, 100)
-    g.eval()
+    head = PaletteHead(width=8, coarse=16, size=PALETTE_SIZE)
+    features, coarse = torch.randn(3, 8, 96, 96), torch.randn(3, 16, 6, 6)
     with torch.no_grad():
         head.choose.weight.mul_(1e4)  # a sharp softmax: each pixel takes one entry
-    out = g(z)
+        out = head(features, coarse)
     alpha = out[:, 3]
-    assert set(alpha.unique().tolist()) <= {-1.0, 1.0}
+    assert set(alpha.unique().tolist()) <= {-1.0, 1.0} and (alpha == -1).any() and (alpha == 1).any()
     assert (out[:, :3][(alpha == -1).unsqueeze(1).expand(-1, 3, -1, -1)] == -1).all()  # transparent black
     for sprite, a in zip(out, alpha, strict=True):
         colours = sprite[:3].permute(1, 2, 0)[a == 1].unique(dim=0)
-        assert 1 <= len(colours) <= PALETTE_SIZE  # the sprite's own palette, from its 6x6 map
-    with torch.no_grad():
-        head.choose.weight.div_(1e4)
-    g.train()
-    g(z)[:, :3].mean().backward()  # both the scores and the colours learn
+        assert 2 <= len(colours) <= PALETTE_SIZE  # the sprite's own palette, from its coarse map
+    # in the generator, both the scores and the colours learn
+    g, _ = build_models(ModelConfig(ngf=8, generator="palette"))
+    g(torch.randn(3, 100))[:, :3].mean().backward()
+    head = g.main.head
     assert head.choose.weight.grad.abs().sum() > 0 and head.colours.weight.grad.abs().sum() > 0
