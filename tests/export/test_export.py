@@ -280,8 +280,9 @@ def test_parity_sessions_on_cuda_ask_for_fp32_without_tf32(run, monkeypatch, ses
     assert session_requests == [[(CUDA, {"use_tf32": "0"})]]
 
 
-def test_every_generator_exports_with_the_same_parity_and_samples_under_the_same_contract(tmp_path):
-    """The resize-convolution generator through every format, checked against PyTorch by the exporter's own parity
+@pytest.mark.parametrize("generator", ["resize", "sle", "palette"])  # "paper": the `run` fixture's
+def test_every_generator_exports_with_the_same_parity_and_samples_under_the_same_contract(tmp_path, generator):
+    """Each generator besides the paper's through every format, checked against PyTorch by the exporter's own parity
     table (nothing is published if a row fails), recorded in the metadata, and sampled seed for seed as dcgan-sample
     samples any model."""
     from dcgan.export.demo import demo_checkpoint
@@ -289,13 +290,13 @@ def test_every_generator_exports_with_the_same_parity_and_samples_under_the_same
     from dcgan.serve.generator import SpriteGenerator
     from dcgan.train.config import ModelConfig
 
-    ckpt = demo_checkpoint(tmp_path / "run" / "checkpoint.pt", ModelConfig(ngf=4, ndf=4, generator="resize"))
+    ckpt = demo_checkpoint(tmp_path / "run" / "checkpoint.pt", ModelConfig(ngf=4, ndf=4, generator=generator))
     result = export_checkpoint(ckpt, None, F.select(onnx=True, torchscript=True, fp16=True), log=lambda _m: None)
     assert sorted(result.files) == sorted(FILES)
     assert result.parity and all(row.ok for row in result.parity)
     export = tmp_path / "run" / "export"
     meta = onnx.load(str(export / "generator-rgba8.onnx")).metadata_props
-    assert json.loads({p.key: p.value for p in meta}["dcgan.model_config"])["generator"] == "resize"
+    assert json.loads({p.key: p.value for p in meta}["dcgan.model_config"])["generator"] == generator
     sprites = SpriteGenerator(export, provider="cpu", batch_size=3)(range(8))
     assert sprites.shape == (8, 96, 96, 4) and set(np.unique(sprites[..., 3])) <= {0, 255}
     np.testing.assert_array_equal(SpriteGenerator(export, provider="cpu")([5, 2]), sprites[[5, 2]])
