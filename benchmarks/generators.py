@@ -14,10 +14,7 @@ the table shows medians, and each row's rate against the first model's, measured
 
 from __future__ import annotations
 
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from report import cpu_name, publish  # benchmarks/ is on sys.path when run as a script
-from sample_speed import rate
+from sample_speed import end_to_end, rate
 from train_speed import cpu_features, images_per_s
 
 from dcgan.export import formats as F
@@ -38,7 +35,6 @@ from dcgan.train.config import GENERATORS, ModelConfig, TrainConfig
 from dcgan.train.loop import Trainer
 from dcgan.train.model import Generator, generator_flops
 
-BIN = Path(sys.executable).parent
 EPOCH = 921  # sprites in the shared training set
 
 
@@ -50,14 +46,6 @@ def parse_models(text: str) -> list[tuple[str, int]]:
             raise click.BadParameter(f"{part!r} is not KIND:WIDTH with KIND one of {', '.join(GENERATORS)}")
         models.append((kind, int(width)))
     return models
-
-
-def sample_rate(export_dir: Path, n: int, out: Path) -> float:
-    result = subprocess.run(
-        [str(BIN / "dcgan-sample"), "-n", str(n), "--model", str(export_dir), "--overwrite", "-q", str(out)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return float(re.search(r"\(([\d.]+) sprites/s\)", result.stdout).group(1))
 
 
 @click.command(context_settings={"show_default": True})
@@ -91,7 +79,7 @@ def main(models, sprites, steps, rounds, out):
         for name in exports:
             session = sessions[name]
             results[name]["raw"].append(rate(lambda b, s=session: s.run(None, {"z": b}), z, 256))
-            results[name]["e2e"].append(sample_rate(exports[name], sprites, work / "out"))
+            results[name]["e2e"].append(end_to_end(exports[name], sprites, work / "out"))
             results[name]["train"].append(images_per_s(trainers[name], data, steps))
         click.echo(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {v['e2e'][-1]:.0f}" for n, v in results.items()))
 
