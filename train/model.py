@@ -115,7 +115,7 @@ class ExcitedGenerator(nn.Module):
         self.head = (
             PaletteHead(widths[-1], widths[0], palette)
             if palette
-            else nn.Sequential(nn.Conv2d(widths[-1], cfg.channels, 3, 1, 1, bias=False), nn.Tanh())
+            else DrawHead(nn.Conv2d(widths[-1], cfg.channels, 3, 1, 1, bias=False), nn.Tanh())
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -125,7 +125,14 @@ class ExcitedGenerator(nn.Module):
             if i >= self.reach:
                 x = x * self.excite[i - self.reach](maps[i - self.reach])
             maps.append(x)
-        return self.head(maps[-1], maps[0]) if isinstance(self.head, PaletteHead) else self.head(maps[-1])
+        return self.head(maps[-1], maps[0])
+
+
+class DrawHead(nn.Sequential):
+    """The resize generator's output layers (a stride-1 3x3 convolution, tanh), called as PaletteHead is."""
+
+    def forward(self, features: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        return super().forward(features)
 
 
 class SkipExcitation(nn.Module):
