@@ -1,8 +1,10 @@
 """`dcgan-serve`: the sampler over HTTP, on the standard library's ThreadingHTTPServer; never torch.
 
 GET routes: /sprite/{seed}.png, /sheet.png?seeds=0-63&scale=2, /walk.gif?from=3&to=17&frames=24, /health and /, a
-page that needs no JavaScript. A request carries numbers only: the server answers from the one model it opened at
-start, so nothing in a request names a file or reaches a shell. Concurrent requests share one onnxruntime session.
+page that needs no JavaScript; with --browser, the browser example under /browser/. A request carries numbers only:
+the server answers from the one model it opened at start, and the browser page's few files are read into memory
+then too (serve/browser.py), so nothing in a request names a file or reaches a shell. Concurrent requests share one
+onnxruntime session.
 The standard library's server adds nothing to the install; Starlette with uvicorn would add about 6 MB, FastAPI
 about 19 MB, for routes this small.
 """
