@@ -38,15 +38,25 @@ class Generator(nn.Module):
         return self.main(z)
 
 
+def projection(nz: int, width: int) -> list[nn.Module]:
+    """z -> the first feature map, width x 6 x 6: a transposed convolution over a 1x1 input, batch norm, ReLU."""
+    return [nn.ConvTranspose2d(nz, width, BASE_SIZE, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)]
+
+
+def resize_stage(w_in: int, w_out: int) -> list[nn.Module]:
+    """One resize-convolution stage: nearest x2, a stride-1 3x3 convolution, batch norm, ReLU."""
+    return [
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(w_in, w_out, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(w_out),
+        nn.ReLU(True),
+    ]
+
+
 def paper_layers(cfg: ModelConfig) -> list[nn.Module]:
     """The DCGAN paper's generator: transposed convolutions, 4x4 with stride 2 after the projection."""
     width = cfg.ngf * 2 ** (cfg.stages - 1)  # 512 at ngf=64, 96 px
-    layers: list[nn.Module] = [
-        # project z to the first feature map: (ngf*8) x 6 x 6 at 96 px
-        nn.ConvTranspose2d(cfg.nz, width, BASE_SIZE, 1, 0, bias=False),
-        nn.BatchNorm2d(width),
-        nn.ReLU(True),
-    ]
+    layers = projection(cfg.nz, width)  # (ngf*8) x 6 x 6 at 96 px
     # each stage doubles the side and halves the width:
     # (ngf*4) x 12 x 12 -> (ngf*2) x 24 x 24 -> ngf x 48 x 48
     for _ in range(cfg.stages - 1):
@@ -65,20 +75,10 @@ def resize_layers(cfg: ModelConfig) -> list[nn.Module]:
     3x3 convolution, so each output pixel sees the kernel as its neighbours do; a stride-1 3x3 convolution draws
     the sprite. Still the paper's DCGAN otherwise: all convolutional, batch norm, ReLU, tanh."""
     width = cfg.ngf * 2**cfg.stages  # 256 at ngf=16, 96 px
-    layers: list[nn.Module] = [
-        # project z to the first feature map: (ngf*16) x 6 x 6 at 96 px
-        nn.ConvTranspose2d(cfg.nz, width, BASE_SIZE, 1, 0, bias=False),
-        nn.BatchNorm2d(width),
-        nn.ReLU(True),
-    ]
+    layers = projection(cfg.nz, width)  # (ngf*16) x 6 x 6 at 96 px
     # (ngf*8) x 12 x 12 -> (ngf*4) x 24 x 24 -> (ngf*2) x 48 x 48 -> ngf x 96 x 96
     for _ in range(cfg.stages):
-        layers += [
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(width, width // 2, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(width // 2),
-            nn.ReLU(True),
-        ]
+        layers += resize_stage(width, width // 2)
         width //= 2
     # channels x 96 x 96; no batch norm on the output layer
     return layers + [nn.Conv2d(width, cfg.channels, 3, 1, 1, bias=False), nn.Tanh()]
@@ -96,17 +96,9 @@ class ExcitedGenerator(nn.Module):
     def __init__(self, cfg: ModelConfig, palette: int = 0):
         super().__init__()
         widths = [cfg.ngf * 2 ** (cfg.stages - i) for i in range(cfg.stages + 1)]  # 256 .. 16 at ngf=16, 96 px
-        self.project = nn.Sequential(
-            nn.ConvTranspose2d(cfg.nz, widths[0], BASE_SIZE, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True)
-        )
+        self.project = nn.Sequential(*projection(cfg.nz, widths[0]))
         self.stages = nn.ModuleList(
-            nn.Sequential(
-                nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.Conv2d(w_in, w_out, 3, 1, 1, bias=False),
-                nn.BatchNorm2d(w_out),
-                nn.ReLU(True),
-            )
-            for w_in, w_out in zip(widths, widths[1:], strict=False)
+            nn.Sequential(*resize_stage(w_in, w_out)) for w_in, w_out in zip(widths, widths[1:], strict=False)
         )
         self.reach = 3  # stage i's map gates stage i + 3's
         self.excite = nn.ModuleList(
