@@ -2,15 +2,14 @@
 
     python benchmarks/generators.py                                   # paper:54 resize:16 sle:16 palette:16
     python benchmarks/generators.py --models paper:54,sle:16,sle:20 --rounds 5
-    python benchmarks/generators.py --models paper:54,palette:16,palette:16:patch   # with the patch discriminator
 
 Each model is a calibrated random generator of that kind and width (speed does not depend on the weights), exported
 as dcgan-export exports it. Rounds alternate between the models so drift on a shared machine hits them all alike;
 the table shows medians, and each row's rate against the first model's, measured in the same run:
 - `dcgan-sample -n N` end to end (rgba8 file, PNGs written), the rate issue-level targets are set on;
 - onnxruntime's raw rate on the rgba8 file at batch 64;
-- a training step of dcgan-train's recipe (batch 32, the global discriminator unless the spec ends in `:patch`,
-  bf16 autocast where the CPU has native bf16), as images/s and seconds per epoch of 921 sprites.
+- a training step of dcgan-train's recipe (batch 32, the default discriminator, bf16 autocast where the CPU has
+  native bf16), as images/s and seconds per epoch of 921 sprites.
 """
 
 from __future__ import annotations
@@ -32,31 +31,21 @@ from dcgan.export import formats as F
 from dcgan.export.demo import demo_checkpoint
 from dcgan.export.exporter import export_checkpoint
 from dcgan.serve.latent import latents
-from dcgan.train.config import DISCRIMINATORS, GENERATORS, ModelConfig, TrainConfig
+from dcgan.train.config import GENERATORS, ModelConfig, TrainConfig
 from dcgan.train.loop import Trainer
 from dcgan.train.model import Generator, generator_flops
 
 EPOCH = 921  # sprites in the shared training set
 
 
-def parse_models(text: str) -> list[ModelConfig]:
-    """ "KIND:WIDTH[:DISCRIMINATOR],..." -> the model configs, in order."""
+def parse_models(text: str) -> list[tuple[str, int]]:
     models = []
     for part in text.split(","):
-        kind, width, *rest = part.strip().split(":") + [""]
-        discriminator = rest[0] or ModelConfig.discriminator
-        if kind not in GENERATORS or not width.isdigit() or int(width) < 1 or discriminator not in DISCRIMINATORS:
-            raise click.BadParameter(
-                f"{part!r} is not KIND:WIDTH[:DISCRIMINATOR] with KIND one of {', '.join(GENERATORS)} and "
-                f"DISCRIMINATOR one of {', '.join(DISCRIMINATORS)}"
-            )
-        models.append(ModelConfig(ngf=int(width), generator=kind, discriminator=discriminator))
+        kind, _, width = part.strip().partition(":")
+        if kind not in GENERATORS or not width.isdigit() or int(width) < 1:
+            raise click.BadParameter(f"{part!r} is not KIND:WIDTH with KIND one of {', '.join(GENERATORS)}")
+        models.append((kind, int(width)))
     return models
-
-
-def spec(cfg: ModelConfig) -> str:
-    default = cfg.discriminator == ModelConfig.discriminator
-    return f"{cfg.generator}:{cfg.ngf}" + ("" if default else f":{cfg.discriminator}")
 
 
 @click.command(context_settings={"show_default": True})
@@ -72,8 +61,9 @@ def main(models, sprites, steps, rounds, out):
     work = Path(tempfile.mkdtemp(prefix="generators-"))
     exports, trainers = {}, {}
     data = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (32, 4, 96, 96), dtype=np.uint8))
-    for cfg in specs:
-        name = spec(cfg)
+    for kind, width in specs:
+        cfg = ModelConfig(ngf=width, generator=kind)
+        name = f"{kind}:{width}"
         ckpt = demo_checkpoint(work / name.replace(":", "-") / "checkpoint.pt", cfg)
         exports[name] = work / name.replace(":", "-") / "export"
         export_checkpoint(ckpt, exports[name], [F.FORMATS["rgba8"]], log=lambda _m: None)
@@ -105,11 +95,12 @@ def main(models, sprites, steps, rounds, out):
         f"dcgan-train's recipe (batch 32, ndf 64, {'bf16' if trainers[first].dtype == torch.bfloat16 else 'fp32'}), "
         f"an epoch being {EPOCH} sprites.",
         "",
-        "| generator[:discriminator] | GFLOP a sprite | parameters | dcgan-sample sprites/s | vs first | ORT rgba8 b64 sprites/s "
+        "| generator | GFLOP a sprite | parameters | dcgan-sample sprites/s | vs first | ORT rgba8 b64 sprites/s "
         "| training images/s | s per epoch |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for cfg, (name, m) in zip(specs, med.items(), strict=True):
+    for (kind, width), (name, m) in zip(specs, med.items(), strict=True):
+        cfg = ModelConfig(ngf=width, generator=kind)
         params = sum(p.numel() for p in Generator(cfg).parameters())
         lines.append(
             f"| {name} | {generator_flops(cfg) / 1e9:.3f} | {params / 1e6:.2f} M | {m['e2e']:.0f} | "

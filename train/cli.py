@@ -13,7 +13,7 @@ import click
 
 from dcgan.serve.signals import StopRequest, stop_on_signals
 
-from .config import D_NORMS, DISCRIMINATORS, GENERATORS, LOSSES, PRESETS, ModelConfig, TrainConfig
+from .config import D_NORMS, GENERATORS, LOSSES, PRESETS, ModelConfig, TrainConfig
 from .extra import require_torch
 
 M, T = ModelConfig(), TrainConfig()  # the single source of defaults
@@ -105,12 +105,6 @@ def check_new_run_dir(path: Path) -> None:
     type=click.Choice(D_NORMS),
     default=M.d_norm,
     help="wgan-gp needs spectral or none.",
-)
-@click.option(
-    "--discriminator",
-    type=click.Choice(DISCRIMINATORS),
-    default=M.discriminator,
-    help="patch: also score each 10x10 window.",
 )
 @click.option("--diffaugment", default=T.diffaugment, help="DiffAugment policy; '' for none.")
 @click.option(

@@ -20,19 +20,16 @@ LOSSES = ("bce", "hinge", "wgan-gp")
 # 3x3 convolution, and ends in a stride-1 convolution, so no pixel gets more of a kernel than its neighbours;
 # "sle" adds FastGAN's skip-layer excitation to it; "palette" also draws each pixel from a per-sprite palette.
 GENERATORS = ("paper", "resize", "sle", "palette")
-# What the discriminator scores: "global" gives one logit per sprite, the paper's; "patch" adds one per 10x10 window
-# (every 4 px, from its second stage, as PatchGAN scores local texture), so mottled areas are judged where they are.
-DISCRIMINATORS = ("global", "patch")
 POLICIES = ("color", "translation", "cutout")  # DiffAugment's, as train/augment.py implements them
 
 # What checkpoints written before a setting existed were trained with (their dicts lack the key).
-LEGACY_MODEL = {"d_norm": "batch", "generator": "paper", "discriminator": "global"}
+LEGACY_MODEL = {"d_norm": "batch", "generator": "paper"}
 LEGACY_TRAIN = {"loss": "bce", "diffaugment": "", "ema_half_life": 0, "r1": 0.0}
 
 # Settings that earlier versions had and this one does not, each with the value at which it changed nothing (None:
 # it never changed anything alone). A checkpoint that holds one at that value trained as this version trains; one
 # that holds another value did not. docs/experiments.md has what each measured and the commit its code last lived in.
-RETIRED_MODEL = {"mbstd_group": 0}
+RETIRED_MODEL = {"mbstd_group": 0, "discriminator": "global"}
 RETIRED_TRAIN = {
     "lr_d": 0.0, "lecam": 0.0, "label_smoothing": 0.0, "ada_target": 0.0, "replay": 0.0, "instance_noise": 0.0,
     "instance_noise_epochs": None, "d_joint_batch": False, "g_init": "normal", "even_upsampling": False,
@@ -89,15 +86,12 @@ class ModelConfig:
     image_size: int = 96
     d_norm: str = "batch"  # discriminator normalisation: D_NORMS
     generator: str = "paper"  # the generator's upsampling: GENERATORS
-    discriminator: str = "global"  # what D scores: DISCRIMINATORS
 
     def __post_init__(self) -> None:
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
         if self.generator not in GENERATORS:
             raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
-        if self.discriminator not in DISCRIMINATORS:
-            raise ValueError(f"discriminator must be one of {', '.join(DISCRIMINATORS)}, got {self.discriminator!r}")
         for name in ("nz", "ngf", "ndf", "channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -105,8 +99,6 @@ class ModelConfig:
             raise ValueError(
                 f"image_size must be {BASE_SIZE}·2^k with k >= 1 (12, 24, 48, 96, ...), got {self.image_size}"
             )
-        if self.discriminator == "patch" and self.stages < 2:
-            raise ValueError(f"the patch discriminator needs image_size 24 or more, got {self.image_size}")
 
     @property
     def stages(self) -> int:

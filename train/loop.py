@@ -69,30 +69,24 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def judged(losses: torch.Tensor) -> torch.Tensor:
-    """The mean of per-judgement losses: (B,) from a global discriminator; (B, 1 + patches) from the patch one, where
-    the whole sprite's judgement and the mean of its patches' count equally."""
-    return losses.mean() if losses.dim() == 1 else (losses[:, 0].mean() + losses[:, 1:].mean()) / 2
-
-
 def discriminator_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """Discriminator loss on raw scores (logits) of real and generated sprites; lower is better for D."""
     if loss == "hinge":
-        return judged(F.relu(1 - d_real)) + judged(F.relu(1 + d_fake))
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
     if loss == "bce":
-        real = judged(F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real), reduction="none"))
-        return real + judged(F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake), reduction="none"))
+        real = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+        return real + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
     if loss == "wgan-gp":  # the critic's Wasserstein estimate, negated; the penalty is added by the caller
-        return judged(d_fake) - judged(d_real)
+        return d_fake.mean() - d_real.mean()
     raise ValueError(f"unknown loss {loss!r}")
 
 
 def generator_loss(loss: str, d_gen: torch.Tensor) -> torch.Tensor:
     """Generator loss on the discriminator's raw scores of generated sprites."""
     if loss == "bce":  # the non-saturating loss: fake -> 1
-        return judged(F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen), reduction="none"))
+        return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
     if loss in ("hinge", "wgan-gp"):
-        return -judged(d_gen)
+        return -d_gen.mean()
     raise ValueError(f"unknown loss {loss!r}")
 
 
@@ -233,8 +227,8 @@ class Trainer:
         return {
             "loss_d": loss_d.item(),
             "loss_g": loss_g.item(),
-            "d_x": judged(d_real).item(),  # mean raw scores: their gap is what every loss widens
-            "d_g_z": judged(d_fake).item(),
+            "d_x": d_real.mean().item(),  # mean raw scores: their gap is what every loss widens
+            "d_g_z": d_fake.mean().item(),
         }
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -170,8 +170,7 @@ class PaletteHead(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """image (B, channels, size, size) -> logits (B,); with `cfg.discriminator` "patch", (B, 1 + patches): the whole
-    sprite's logit, then one per 10x10 window every 4 px, read from the second stage's map by a 1x1 convolution."""
+    """image (B, channels, size, size) -> logits (B,)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -188,7 +187,6 @@ class Discriminator(nn.Module):
             conv(cfg.channels, width, 4, 2, 1),
             nn.LeakyReLU(0.2, inplace=True),
         ]
-        self.local_end = 0  # main[:local_end] is what the patch logits read
         # (ndf*2) x 24 x 24 -> (ndf*4) x 12 x 12 -> (ndf*8) x 6 x 6
         for _ in range(cfg.stages - 1):
             layers += [conv(width, width * 2, 4, 2, 1)]
@@ -196,18 +194,12 @@ class Discriminator(nn.Module):
                 layers += [nn.BatchNorm2d(width * 2)]
             layers += [nn.LeakyReLU(0.2, inplace=True)]
             width *= 2
-            self.local_end = self.local_end or len(layers)
         # 1 x 1 x 1: a convolution over the whole 6x6 map instead of a dense layer; logits, no sigmoid
         layers.append(conv(width, 1, BASE_SIZE, 1, 0))
         self.main = nn.Sequential(*layers)
-        # 1 x 24 x 24 at 96 px: each logit sees a 10x10 window (two 4x4 stride-2 kernels)
-        self.patch = conv(cfg.ndf * 2, 1, 1, 1, 0) if cfg.discriminator == "patch" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.patch is None:
-            return self.main(x).flatten()
-        local = self.main[: self.local_end](x)
-        return torch.cat([self.main[self.local_end :](local).flatten(1), self.patch(local).flatten(1)], dim=1)
+        return self.main(x).flatten()
 
 
 INIT_STD = 0.02  # the DCGAN paper's init: weights ~ N(0, 0.02)

@@ -46,12 +46,13 @@ def test_unknown_keys_are_named_not_dropped():
 
 
 def test_retired_settings_are_named_only_where_they_were_on():
-    model = {**ModelConfig().to_dict(), "mbstd_group": 0, "d_norm": "spectral-batch"}
+    model = {**ModelConfig().to_dict(), "mbstd_group": 0, "discriminator": "global", "d_norm": "spectral-batch"}
     train = {**TrainConfig().to_dict(), "lecam": 0.0, "label_smoothing": 0.1, "instance_noise_epochs": 50}
     model_now, train_now, in_use = retire(model, train)
     assert in_use == {"d_norm": "spectral-batch", "label_smoothing": 0.1}
     assert ModelConfig.from_dict(model_now).d_norm == "spectral"  # the same generator; only D differed
     assert TrainConfig.from_dict(train_now) == TrainConfig()
+    assert retire({**model, "discriminator": "patch"}, train)[2] == {**in_use, "discriminator": "patch"}
 
 
 def old_checkpoint(run: Path, dest: Path, **retired) -> Path:

@@ -27,23 +27,6 @@ def test_discriminator_returns_one_logit_per_image():
     assert (logits < 0).any() or (logits > 1).any() or logits.std() > 0  # raw logits, no sigmoid squashing
 
 
-def test_patch_discriminator_scores_the_sprite_then_each_10px_window_from_only_that_window():
-    torch.manual_seed(0)
-    d = build_models(ModelConfig(ndf=8, discriminator="patch"))[1].eval()  # eval: batch norm mixes no samples
-    x = torch.randn(2, 4, 96, 96)
-    logits = d(x)
-    assert logits.shape == (2, 1 + 24 * 24)
-    poked = x.clone()
-    poked[0, :, 40, 60] += 5.0  # one pixel: the windows 4 px apart that hold it, and the whole-sprite logit, change
-    changed = (d(poked) - logits).abs() > 1e-6
-    assert changed[0, 0] and not changed[1].any()
-    rows, cols = (changed[0, 1:].reshape(24, 24)).nonzero(as_tuple=True)
-    # a logit at (r, c) reads pixels 4r - 3 .. 4r + 6: two 4x4 kernels of stride 2 and padding 1
-    assert set(rows.tolist()) <= {8, 9, 10} and set(cols.tolist()) <= {13, 14, 15}
-    assert len(rows) >= 4
-    assert torch.equal(d.main(x).flatten(), logits[:, 0])  # the whole-sprite logit is the global discriminator's
-
-
 @pytest.mark.parametrize(
     "net, d_norm, generator",
     [(Generator, "spectral", "paper"), (Generator, "batch", "resize"), *((Discriminator, n, "paper") for n in D_NORMS)],
@@ -141,8 +124,6 @@ def test_resize_generator_costs_what_its_layers_add_up_to():
         dict(d_norm="layer"),
         dict(d_norm="spectral-batch"),  # retired: a checkpoint that has it loads through config.retire
         dict(generator="stylegan"),
-        dict(discriminator="multiscale"),
-        dict(discriminator="patch", image_size=12),  # no second stage to read patches from
     ],
 )
 def test_config_rejects_impossible_models(bad):
@@ -151,9 +132,8 @@ def test_config_rejects_impossible_models(bad):
 
 
 def test_checkpoints_from_before_a_setting_existed_keep_the_paper_s_networks():
-    old = {k: v for k, v in ModelConfig().to_dict().items() if k not in ("d_norm", "generator", "discriminator")}
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k not in ("d_norm", "generator")}
     assert ModelConfig.from_dict(old).d_norm == "batch"  # the only discriminator there was
-    assert ModelConfig.from_dict(old).discriminator == "global"
     assert ModelConfig.from_dict(old).generator == "paper"  # and the only generator
 
 
