@@ -1,7 +1,7 @@
 """Every generator side by side on this machine: sampling speed end to end, and training speed per epoch.
 
-    python benchmarks/generators.py                                   # paper:54 resize:16 sle:16 palette:16
-    python benchmarks/generators.py --models paper:54,sle:16,sle:20 --rounds 5
+    python benchmarks/generators.py                                   # paper:54 resize:16 palette:16
+    python benchmarks/generators.py --models paper:54,palette:16,palette:20 --rounds 5
 
 Each model is a calibrated random generator of that kind and width (speed does not depend on the weights), exported
 as dcgan-export exports it. Rounds alternate between the models so drift on a shared machine hits them all alike;
@@ -49,9 +49,7 @@ def parse_models(text: str) -> list[tuple[str, int]]:
 
 
 @click.command(context_settings={"show_default": True})
-@click.option(
-    "--models", default="paper:54,resize:16,sle:16,palette:16", help="KIND:WIDTH,...; the first is the yardstick"
-)
+@click.option("--models", default="paper:54,resize:16,palette:16", help="KIND:WIDTH,...; the first is the yardstick")
 @click.option("--sprites", type=click.IntRange(min=64), default=2048, help="sprites per dcgan-sample run")
 @click.option("--steps", type=click.IntRange(min=1), default=4, help="timed training steps per round")
 @click.option("--rounds", type=click.IntRange(min=1), default=3)

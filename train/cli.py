@@ -77,7 +77,7 @@ def check_new_run_dir(path: Path) -> None:
     "--generator",
     type=click.Choice(GENERATORS),
     default=M.generator,
-    help="paper: transposed convs; resize: nearest x2 + conv; sle, palette: docs.",
+    help="paper: transposed convs; resize: nearest x2 + conv; palette: docs.",
 )
 @click.option("--ngf", type=click.IntRange(min=1), default=M.ngf, help="Generator width.")
 @click.option("--ndf", type=click.IntRange(min=1), default=M.ndf, help="Discriminator width.")

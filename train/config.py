@@ -18,8 +18,9 @@ LOSSES = ("bce", "hinge", "wgan-gp")
 # Generator upsampling: "paper" is the DCGAN paper's stride-2 4x4 transposed convolutions, whose uneven overlap
 # draws a checkerboard (Odena et al. 2016); "resize" doubles the side by nearest-neighbour resizing, then a stride-1
 # 3x3 convolution, and ends in a stride-1 convolution, so no pixel gets more of a kernel than its neighbours;
-# "sle" adds FastGAN's skip-layer excitation to it; "palette" also draws each pixel from a per-sprite palette.
-GENERATORS = ("paper", "resize", "sle", "palette")
+# "palette" adds FastGAN's skip-layer excitation to it and draws each pixel from a per-sprite palette. (Skip-layer
+# excitation alone, "sle", measured no better than "resize" and left; docs/experiments.md.)
+GENERATORS = ("paper", "resize", "palette")
 POLICIES = ("color", "translation", "cutout")  # DiffAugment's, as train/augment.py implements them
 
 # What checkpoints written before a setting existed were trained with (their dicts lack the key).

@@ -30,7 +30,7 @@ class Generator(nn.Module):
         elif cfg.generator == "resize":
             self.main = nn.Sequential(*resize_layers(cfg))
         else:
-            self.main = ExcitedGenerator(cfg, palette=PALETTE_SIZE if cfg.generator == "palette" else 0)
+            self.main = PaletteGenerator(cfg)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() == 2:
@@ -87,13 +87,13 @@ def resize_layers(cfg: ModelConfig) -> list[nn.Module]:
 PALETTE_SIZE = 15  # opaque colours a "palette" sprite is drawn in, besides transparency (real sprites: 13 at 4 bits)
 
 
-class ExcitedGenerator(nn.Module):
-    """The resize generator with FastGAN's skip-layer excitation (Liu et al. 2021): the 6x6 and 12x12 feature maps
-    each gate the channels of the stage three doublings later (48 and 96 px), so the coarse layout steers the fine
-    drawing directly. With `palette` > 0 it draws like an indexed-colour sprite instead of through tanh: each pixel
-    mixes `palette` colours the sprite chooses from its 6x6 map, and transparency (PaletteHead)."""
+class PaletteGenerator(nn.Module):
+    """The resize generator with FastGAN's skip-layer excitation (Liu et al. 2021), drawing like an indexed-colour
+    sprite: the 6x6 and 12x12 feature maps each gate the channels of the stage three doublings later (48 and 96 px),
+    so the coarse layout steers the fine drawing directly, and instead of a convolution and tanh, each pixel mixes
+    PALETTE_SIZE colours the sprite chooses from its 6x6 map, and transparency (PaletteHead)."""
 
-    def __init__(self, cfg: ModelConfig, palette: int = 0):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         widths = [cfg.ngf * 2 ** (cfg.stages - i) for i in range(cfg.stages + 1)]  # 256 .. 16 at ngf=16, 96 px
         self.project = nn.Sequential(*projection(cfg.nz, widths[0]))
@@ -104,11 +104,7 @@ class ExcitedGenerator(nn.Module):
         self.excite = nn.ModuleList(
             SkipExcitation(widths[i], widths[i + self.reach], BASE_SIZE * 2**i) for i in range(len(widths) - self.reach)
         )
-        self.head = (
-            PaletteHead(widths[-1], widths[0], palette)
-            if palette
-            else DrawHead(nn.Conv2d(widths[-1], cfg.channels, 3, 1, 1, bias=False), nn.Tanh())
-        )
+        self.head = PaletteHead(widths[-1], widths[0], PALETTE_SIZE)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         maps = [self.project(z)]
@@ -118,13 +114,6 @@ class ExcitedGenerator(nn.Module):
                 x = x * self.excite[i - self.reach](maps[i - self.reach])
             maps.append(x)
         return self.head(maps[-1], maps[0])
-
-
-class DrawHead(nn.Sequential):
-    """The resize generator's output layers (a stride-1 3x3 convolution, tanh), called as PaletteHead is."""
-
-    def forward(self, features: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-        return super().forward(features)
 
 
 class SkipExcitation(nn.Module):
@@ -227,17 +216,15 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
 def generator_flops(cfg: ModelConfig) -> int:
     """Multiply-adds x 2 of one generator forward pass per sprite (convolutions only)."""
     side = BASE_SIZE
-    if cfg.generator in ("sle", "palette"):  # the resize generator's, plus two gates (and a palette)
+    if cfg.generator == "palette":  # the resize generator's, plus two gates and a palette
         flops = generator_flops(replace(cfg, generator="resize"))
         widths = [cfg.ngf * 2 ** (cfg.stages - i) for i in range(cfg.stages + 1)]
         for i in range(len(widths) - 3):
             flops += 2 * (widths[i] * widths[i + 3] * BASE_SIZE**2 + widths[i + 3] ** 2)
-        if cfg.generator == "palette":
-            size = cfg.image_size
-            flops += 2 * widths[0] * 3 * PALETTE_SIZE * BASE_SIZE**2  # the colours
-            flops += 2 * size * size * widths[-1] * (PALETTE_SIZE + 1 - cfg.channels) * 9  # more scores than RGBA
-            flops += 2 * size * size * 3 * PALETTE_SIZE  # the lookup
-        return flops
+        size = cfg.image_size
+        flops += 2 * widths[0] * 3 * PALETTE_SIZE * BASE_SIZE**2  # the colours
+        flops += 2 * size * size * widths[-1] * (PALETTE_SIZE + 1 - cfg.channels) * 9  # more scores than RGBA
+        return flops + 2 * size * size * 3 * PALETTE_SIZE  # the lookup
     if cfg.generator == "resize":  # a 3x3 convolution at each doubled side, then one at the output
         width = cfg.ngf * 2**cfg.stages
         flops = 2 * cfg.nz * width * side * side
