@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .images import save_atomic, scaled_sheet
+from .images import reduce_colours, save_atomic, scaled_sheet
 from .signals import StopRequest, stop_on_signals
 from .writer import SpriteWriter, existing_seeds, sprite_name
 
@@ -98,6 +98,12 @@ class WalkSeeds(click.ParamType):
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="onnxruntime threads; 0: one per physical core.")
 @click.option("--fp16", is_flag=True, help="Use generator-fp16.onnx (fast on CUDA; the CPU computes it in fp32).")
 @click.option("--soft-alpha", is_flag=True, help="Keep the generator's raw alpha instead of making it 0 or 255.")
+@click.option(
+    "--colours",
+    type=click.IntRange(min=2, max=256),
+    default=None,
+    help="Post-process: redraw each sprite in at most N colours of its own (median cut). Off: the model's pixels.",
+)
 @click.option("--sheet", is_flag=True, help=f"Also write sheet.png, a grid of every sprite made (up to {MAX_SHEET}).")
 @click.option("--scale", type=click.IntRange(min=1, max=16), default=1, help="Nearest-neighbour upscaling of the PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace existing sprite files (otherwise they are never touched).")
@@ -109,8 +115,8 @@ class WalkSeeds(click.ParamType):
 )
 @click.option("--frames", type=click.IntRange(min=1), default=24, help="Frames per step of a --walk.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notices; errors still print.")
-def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads, fp16, soft_alpha, sheet, scale,
-         overwrite, walk, frames, quiet) -> None:  # fmt: skip
+def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads, fp16, soft_alpha, colours, sheet,
+         scale, overwrite, walk, frames, quiet) -> None:  # fmt: skip
     """Write sprites as 96x96 RGBA PNGs named by seed (seed000042.png) into OUT_DIR.
 
     A seed always names the same creature: z = numpy.random.default_rng(seed).standard_normal(nz, float32).
@@ -122,6 +128,7 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
       dcgan-sample --seeds 0-15,42 --sheet --scale 4 look/
       dcgan-sample -n 100000 --seed 1000 --model runs/demo big/
       dcgan-sample --walk 3,17,42 --frames 24 walk.gif   # a looping latent walk (or walk.png, a strip)
+      dcgan-sample -n 64 --colours 16 --sheet indexed/   # post-processed to 16 colours a sprite
     """
     from .generator import ModelError, SpriteGenerator  # onnxruntime: imported here to keep --help quick
     from .runtime import ProviderError
@@ -137,7 +144,7 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
 
     if walk is not None:
         given = [name for name, on in (("-n", count), ("--seeds", seeds), ("--sheet", sheet),
-                                       ("--soft-alpha", soft_alpha)) if on]  # fmt: skip
+                                       ("--soft-alpha", soft_alpha), ("--colours", colours)) if on]  # fmt: skip
         if given:
             raise click.UsageError(f"--walk makes one picture from its own seeds; {', '.join(given)} cannot go with it")
         write_walk(walk, frames, out_dir, scale, overwrite, open_generator, batch_size)
@@ -186,6 +193,8 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
             for chunk, sprites in gen.batches(seeds):
                 if stop.is_set():
                     break
+                if colours:
+                    sprites = reduce_colours(sprites, colours)
                 writer.submit(chunk, sprites)
                 if kept is not None:
                     kept.append(sprites)

@@ -22,6 +22,22 @@ def composite(sprites: np.ndarray, background=SHEET_BACKGROUND) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def reduce_colours(sprites: np.ndarray, colours: int) -> np.ndarray:
+    """uint8 RGBA sprites (N, H, W, 4) with each sprite's visible pixels redrawn in at most `colours` colours of its
+    own (Pillow's median cut, no dithering), as an indexed-colour sprite is drawn. Alpha is kept; a sprite that
+    already has that few colours comes back unchanged. Post-processing, for users who want the look: never the
+    generator's own pixels."""
+    out = sprites.copy()
+    for sprite in out:
+        visible = sprite[..., 3] > 0
+        if not visible.any():
+            continue
+        pixels = Image.fromarray(np.ascontiguousarray(sprite[visible][None, :, :3]), "RGB")
+        indexed = pixels.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        sprite[visible, :3] = np.asarray(indexed.convert("RGB"))[0]
+    return out
+
+
 def sheet(
     sprites: np.ndarray, columns: int | None = None, padding: int = 2, background=SHEET_BACKGROUND
 ) -> Image.Image:

@@ -63,6 +63,21 @@ def test_sheet_and_scale(tiny_export, tmp_path):
 
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers() and runtime.cuda_problem() is None,
                     reason="CUDA can run here")  # fmt: skip
+def test_colours_is_an_opt_in_redraw_of_the_same_sprites(tiny_export, tmp_path):
+    assert sample("--seeds", "0-3", "--model", tiny_export, tmp_path / "raw").exit_code == 0
+    result = sample("--seeds", "0-3", "--colours", 6, "--model", tiny_export, tmp_path / "indexed")
+    assert result.exit_code == 0, result.output
+    for name in (f"seed{i:06d}.png" for i in range(4)):
+        raw = np.asarray(Image.open(tmp_path / "raw" / name))
+        indexed = np.asarray(Image.open(tmp_path / "indexed" / name))
+        np.testing.assert_array_equal(indexed[..., 3], raw[..., 3])  # the same silhouette
+        visible = raw[..., 3] > 0
+        assert len(np.unique(indexed[visible][:, :3], axis=0)) <= 6 < len(np.unique(raw[visible][:, :3], axis=0))
+    refused = sample("--walk", "1,2", "--colours", 6, "--model", tiny_export, tmp_path / "walk.gif")
+    assert refused.exit_code == 2 and "--colours" in refused.output and "Traceback" not in refused.output
+    assert sample("-n", 2, "--colours", 1, tmp_path / "x").exit_code == 2
+
+
 def test_provider_cuda_without_cuda_names_the_cause(tiny_export, tmp_path):
     result = sample("-n", 1, "--provider", "cuda", "--model", tiny_export, tmp_path / "out")
     assert result.exit_code == 1 and "--provider cuda:" in result.output
