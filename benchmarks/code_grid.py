@@ -366,7 +366,6 @@ def sprites_of(folder: Path) -> np.ndarray:
 @click.group()
 def main():
     """Measure the code-grid design (see the module docstring)."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
 @main.command(context_settings={"show_default": True})
