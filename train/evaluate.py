@@ -185,7 +185,7 @@ def coverage_sheet(
               help="The first seed: choose checkpoints on other seeds than those you report.")  # fmt: skip
 @click.option("--bins", type=click.IntRange(min=2), default=40, help="k-means bins of the training set (NDB, JSD).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, show_default=False,
-              help="Folder for metrics.json, sheet.png, neighbours.png, coverage.png. Default: RUN/eval, "
+              help="Folder for metrics.json, sheet.png, holdout.png, neighbours.png, coverage.png. Default: RUN/eval, "
               "or eval-NAME.")  # fmt: skip
 @click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
               show_default=False, help="torchvision's Inception-v3 state dict (a local .pth; nothing is downloaded): "
@@ -223,7 +223,7 @@ def main(
     out = out or (
         model / "eval" if model.is_dir() and (model / "checkpoint.pt").exists() else Path(f"eval-{model.stem}")
     )
-    names = ("metrics.json", "sheet.png", "neighbours.png", "coverage.png")
+    names = ("metrics.json", "sheet.png", "holdout.png", "neighbours.png", "coverage.png")
     if not overwrite and any((out / name).exists() for name in names):
         raise click.ClickException(f"{out} already holds a report; pass --overwrite or choose another --out")
 
@@ -250,6 +250,7 @@ def main(
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "metrics.json", json.dumps(result, indent=2))
     save_atomic(sheet(sprites[:64], columns=8), out / "sheet.png")
+    save_atomic(sheet(real_holdout[:64], columns=8), out / "holdout.png")  # the real sheet to judge it beside
     # 16 generated sprites, each followed by its nearest training sprite
     first = sprites[:16]
     nearest = nearest_indices(pixel_features(first), train_features)

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import synthetic_sprite
-from dcgan.train.evaluate import generate
+from dcgan.serve.images import sheet
+from dcgan.train.evaluate import generate, load_sprites
 from dcgan.train.evaluate import main as eval_main
 from dcgan.train.inception import fid
 from dcgan.train.metrics import (
@@ -251,6 +252,8 @@ def test_dcgan_eval_on_an_onnx_file_and_a_run_folder(tiny_export, make_sprites, 
     }  # no Inception rows without --inception-weights
     assert report["counts"] == {"generated": 32, "train": 48, "holdout": 12}
     assert (tmp_path / "r" / "sheet.png").exists() and (tmp_path / "r" / "neighbours.png").exists()
+    with Image.open(tmp_path / "r" / "holdout.png") as picture:  # the 12 held-out sprites, 8 to a row
+        assert np.array_equal(np.asarray(picture), np.asarray(sheet(load_sprites(hold, "--holdout"), columns=8)))
     assert len(report["bins"]) == 4 and sum(b["model_share"] for b in report["bins"]) == pytest.approx(1)
     with Image.open(tmp_path / "r" / "coverage.png") as picture:  # 4 bins: each shown once, 13 cells a row
         assert 4 * 98 < picture.height < 5 * 98 and picture.width > 13 * 98
