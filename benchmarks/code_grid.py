@@ -2,6 +2,7 @@
 
     python benchmarks/code_grid.py codec --data DIR --steps 3000 runs/codec.pt          # stage 1
     python benchmarks/code_grid.py prior --data DIR --codec runs/codec.pt --steps 3000 runs/prior.pt
+    python benchmarks/code_grid.py prior --judge image --vectors mixed --data DIR --codec runs/codec.pt runs/p.pt
     python benchmarks/code_grid.py report --data DIR --holdout DIR --codec runs/codec.pt --prior runs/prior.pt
 
 Stage 1, the codec: every training pixel is mapped to the nearest of PALETTE colours (k-means over the training
@@ -14,6 +15,8 @@ palette colours: flat areas and few colours per sprite come from the design, not
 Stage 2, the prior: a small DCGAN draws the grid. Its generator picks one code per cell (argmax forward, softmax
 gradient: straight-through); its discriminator judges grids of code embeddings, real ones from the codec's encoding
 of the training sprites (flipped and shifted). Sprites are the decoder's drawing of the generated grid.
+`prior --judge image` judges the decoded sprites instead, with the project's image discriminator and DiffAugment,
+gradients passing through the frozen decoder; `--vectors` says what its G draws per cell (VECTORS).
 
 `report` prints the likeness measures (dcgan.train.likeness) of the holdout, of the holdout through the codec (the
 best the design can draw), and of the prior's sprites, writes the table to benchmarks/results/code-grid.md and two
@@ -37,8 +40,11 @@ from torch import nn
 
 from dcgan.serve.images import sheet
 from dcgan.train import likeness as L
+from dcgan.train.augment import diff_augment
+from dcgan.train.config import ModelConfig
 from dcgan.train.data import load_folder
 from dcgan.train.loop import cpu_has_native_bf16
+from dcgan.train.model import Discriminator, init_weights
 
 PALETTE = 127  # opaque colours; class 0 is transparent
 RESULTS = Path(__file__).parent / "results"
@@ -178,7 +184,13 @@ class Codec(nn.Module):
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, batch: int = 128) -> np.ndarray:
         """codes (N, side, side) -> uint8 RGBA (N, 96, 96, 4), every pixel a palette colour or transparent."""
-        classes = [self.decoder(self.codebook.lookup(part)).argmax(1) for part in codes.split(batch)]
+        return self.draw(torch.cat([self.codebook.lookup(part) for part in codes.split(batch)]), batch)
+
+    @torch.no_grad()
+    def draw(self, vectors: torch.Tensor, batch: int = 128) -> np.ndarray:
+        """Grids of vectors (N, dim, side, side), codebook entries or not -> uint8 RGBA (N, 96, 96, 4) in the
+        palette."""
+        classes = [self.decoder(part).argmax(1) for part in vectors.split(batch)]
         return colour_table(self.palette.numpy())[torch.cat(classes).numpy()]
 
 
@@ -250,7 +262,8 @@ def prior_networks(entries: int, dim: int, side: int, width: int, nz: int = 128)
     g = nn.Sequential(  # nz x 1 -> 2w x 3 -> 2w x 6 -> w x 12 (-> w x 24) -> entries x side
         nn.ConvTranspose2d(nz, 2 * width, 3, 1, 0, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),
         *up(2 * width, 2 * width), *up(2 * width, width), *extra_up,
-        nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, entries, 1),
+        nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, entries, 1),
     )  # fmt: skip
     extra_down = [nn.Conv2d(width, width, 4, 2, 1), nn.LeakyReLU(0.2)] if side == 24 else []
     d = nn.Sequential(  # dim x side (-> w x 12) -> 2w x 6 -> 4w x 3 -> 1
@@ -329,19 +342,111 @@ def train_prior(codec: Codec, sprites: np.ndarray, steps: int, width: int, r1: f
     return {"generator_ema": g_ema.state_dict(), "width": width, "side": side, "steps": steps, "r1": r1}
 
 
+def train_prior_image(
+    codec: Codec, sprites: np.ndarray, steps: int, width: int, vectors: str, out: Path, batch: int = 32, seed: int = 0
+) -> dict:
+    """The prior judged where the sprite shows: G draws a grid (read as `vectors` says: VECTORS); the frozen
+    decoder draws it in the palette (argmax forward, softmax gradient), so every pixel is a palette colour
+    whatever the grid; the project's image discriminator, with its DiffAugment policy, compares that with the
+    codec's drawings of the training sprites, mirrored. A snapshot is written beside `out` every 250 steps."""
+    torch.manual_seed(seed)
+    for param in codec.parameters():
+        param.requires_grad_(False)
+    embed = codec.codebook.embed
+    entries, dim = embed.shape
+    mirrored = np.concatenate([sprites, sprites[..., ::-1]])
+    real_all = codec.decode(codec.encode(mirrored))  # uint8 (N, 96, 96, 4): what the decoder can draw
+    table = torch.from_numpy(colour_table(codec.palette.numpy())).float() / 127.5 - 1
+    table[0] = -1.0
+    real_all = torch.from_numpy(real_all).permute(0, 3, 1, 2).contiguous()
+    side = 96 // codec.factor
+    g, _ = prior_networks(entries if VECTORS[vectors] == "entries" else dim, dim, side, width)
+    d = Discriminator(ModelConfig())
+    g.apply(init_weights)
+    d.apply(init_weights)
+    g_ema = copy.deepcopy(g).eval()
+    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.99))
+    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.99))
+    rng = torch.Generator().manual_seed(seed + 1)
+    policy = ("color", "translation", "cutout")
+    codec.decoder.to(memory_format=torch.channels_last)  # ~10% faster on oneDNN
+    d.to(memory_format=torch.channels_last)
+    colours = table.t()[:, :, None, None]  # a 1x1 convolution: class weights -> RGBA
+
+    def draw(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grid, commitment = decoder_input(g(z), codec.codebook, vectors)
+        with autocast():
+            logits = codec.decoder(grid.contiguous(memory_format=torch.channels_last))
+            probs = logits.softmax(1)
+            soft = F.conv2d(probs, colours.to(probs.dtype)).float()
+        hard = table[logits.argmax(1)].permute(0, 3, 1, 2)
+        return hard + soft - soft.detach(), commitment
+
+    def state(done: int) -> dict:
+        return {
+            "generator_ema": g_ema.state_dict(), "generator": g.state_dict(),
+            "width": width, "side": side, "steps": done, "judge": "image", "vectors": vectors,
+        }  # fmt: skip
+
+    progress = click.progressbar(range(1, steps + 1), label="prior", show_pos=True)
+    with progress:
+        for step in progress:
+            real = real_all[torch.randint(len(real_all), (batch,), generator=rng)].float() / 127.5 - 1
+            fake, commitment = draw(torch.randn(batch, 128, 1, 1, generator=rng))
+            with autocast():
+                d_real = d(diff_augment(real, policy, rng)).float()
+                d_fake = d(diff_augment(fake.detach(), policy, rng)).float()
+            loss_d = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            with autocast():
+                loss_g = F.softplus(-d(diff_augment(fake, policy, rng)).float()).mean()
+            opt_g.zero_grad()
+            (loss_g + 0.25 * commitment).backward()
+            opt_g.step()
+            with torch.no_grad():
+                for e, p in zip(g_ema.parameters(), g.parameters(), strict=True):
+                    e.lerp_(p, 2e-3)
+                for e, b in zip(g_ema.buffers(), g.buffers(), strict=True):
+                    e.copy_(b)
+            if step % 250 == 0:  # a look part-way: `report --prior` reads it
+                save(state(step), out.with_name(f"{out.stem}-{step:05d}{out.suffix}"))
+    return state(steps)
+
+
+VECTORS = {  # how the image-judged prior's G output becomes the decoder's input; G's output channels
+    "snapped": "dim",  # G draws vectors, each replaced by its nearest codebook entry (straight-through)
+    "free": "dim",  # G draws vectors, decoded as they are
+    "mixed": "entries",  # G draws code logits; each cell is the softmax-weighted mean of the entries
+}
+
+
+def decoder_input(out: torch.Tensor, codebook: Codebook, vectors: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """G's output (N, dim or entries, h, w) -> (the decoder's input (N, dim, h, w), a commitment loss)."""
+    out = out.float()
+    if vectors == "mixed":
+        return torch.einsum("nkhw,kd->ndhw", out.softmax(1), codebook.embed), out.new_zeros(())
+    if vectors == "free":
+        return out, out.new_zeros(())
+    snapped = codebook.lookup(codebook.codes(out))
+    return out + (snapped - out).detach(), F.mse_loss(out, snapped)
+
+
 @torch.no_grad()
-def prior_sprites(codec: Codec, prior: dict, n: int, seed: int = 10**6) -> np.ndarray:
+def prior_sprites(codec: Codec, prior: dict, n: int, seed: int = 10**6, weights: str = "generator_ema") -> np.ndarray:
     """n sprites from the prior's EMA generator, its batch-norm statistics re-estimated on fresh latents."""
     entries, dim = codec.codebook.embed.shape
-    g, _ = prior_networks(entries, dim, prior["side"], prior["width"])
-    g.load_state_dict(prior["generator_ema"])
+    vectors = prior.get("vectors")  # None: judged on the grid, G draws code logits
+    g, _ = prior_networks(entries if VECTORS.get(vectors) != "dim" else dim, dim, prior["side"], prior["width"])
+    g.load_state_dict(prior[weights])
     rng = torch.Generator().manual_seed(seed)
     g.train()
     for _ in range(4):
         g(torch.randn(128, 128, 1, 1, generator=rng))
     g.eval()
-    codes = torch.cat([g(torch.randn(128, 128, 1, 1, generator=rng)).argmax(1) for _ in range(math.ceil(n / 128))])
-    return codec.decode(codes[:n])
+    out = torch.cat([g(torch.randn(128, 128, 1, 1, generator=rng)) for _ in range(math.ceil(n / 128))])[:n]
+    return codec.draw(decoder_input(out, codec.codebook, vectors)[0]) if vectors else codec.decode(out.argmax(1))
 
 
 def save(obj: dict, path: Path) -> None:
@@ -391,11 +496,24 @@ def codec(data, steps, factor, entries, edge_weight, out):
 @click.option("--steps", type=click.IntRange(min=1), default=3000)
 @click.option("--width", type=click.IntRange(min=8), default=48)
 @click.option("--r1", type=click.FloatRange(min=0), default=2.0, help="R1 penalty weight on real grids")
+@click.option(
+    "--judge", type=click.Choice(["grid", "image"]), default="grid",
+    help="what the discriminator sees: code embeddings, or the decoded sprites",
+)  # fmt: skip
+@click.option(
+    "--vectors", type=click.Choice(list(VECTORS)), default="mixed",
+    help="--judge image: what G draws per cell (snapped to the codebook, free vectors, or a mixture of entries)",
+)  # fmt: skip
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-def prior(data, codec_path, steps, width, r1, out):
+def prior(data, codec_path, steps, width, r1, judge, vectors, out):
     """Train the GAN over the codec's grids of the sprites in DATA."""
     start = time.time()
-    save(train_prior(load_codec(codec_path), sprites_of(data), steps, width, r1), out)
+    codec, sprites = load_codec(codec_path), sprites_of(data)
+    trained = (
+        train_prior_image(codec, sprites, steps, width, vectors, out) if judge == "image"
+        else train_prior(codec, sprites, steps, width, r1)
+    )  # fmt: skip
+    save(trained, out)
     click.echo(f"prior written to {out} in {time.time() - start:.0f} s")
 
 
