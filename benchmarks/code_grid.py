@@ -276,6 +276,15 @@ def prior_networks(entries: int, dim: int, side: int, width: int, nz: int = 128)
     return g, d
 
 
+@torch.no_grad()
+def follow(ema: nn.Module, model: nn.Module, rate: float) -> None:
+    """Move the EMA generator's weights `rate` of the way to the model's; copy its batch-norm buffers."""
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p, rate)
+    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+        e.copy_(b)
+
+
 def shift_cells(grids: torch.Tensor, blank: torch.Tensor, most: int, rng: torch.Generator) -> torch.Tensor:
     """Move each embedding grid by up to `most` cells each way, filling with the blank (transparent) code."""
     out = torch.empty_like(grids)
@@ -334,11 +343,7 @@ def train_prior(codec: Codec, sprites: np.ndarray, steps: int, width: int, r1: f
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()
-            with torch.no_grad():
-                for e, p in zip(g_ema.parameters(), g.parameters(), strict=True):
-                    e.lerp_(p, 1e-3)
-                for e, b in zip(g_ema.buffers(), g.buffers(), strict=True):
-                    e.copy_(b)
+            follow(g_ema, g, 1e-3)
     return {"generator_ema": g_ema.state_dict(), "width": width, "side": side, "steps": steps, "r1": r1}
 
 
@@ -405,11 +410,7 @@ def train_prior_image(
             opt_g.zero_grad()
             (loss_g + 0.25 * commitment).backward()
             opt_g.step()
-            with torch.no_grad():
-                for e, p in zip(g_ema.parameters(), g.parameters(), strict=True):
-                    e.lerp_(p, 2e-3)
-                for e, b in zip(g_ema.buffers(), g.buffers(), strict=True):
-                    e.copy_(b)
+            follow(g_ema, g, 2e-3)
             if step % 250 == 0:  # a look part-way: `report --prior` reads it
                 save(state(step), out.with_name(f"{out.stem}-{step:05d}{out.suffix}"))
     return state(steps)
@@ -435,7 +436,8 @@ def decoder_input(out: torch.Tensor, codebook: Codebook, vectors: str) -> tuple[
 
 @torch.no_grad()
 def prior_sprites(codec: Codec, prior: dict, n: int, seed: int = 10**6, weights: str = "generator_ema") -> np.ndarray:
-    """n sprites from the prior's EMA generator, its batch-norm statistics re-estimated on fresh latents."""
+    """n sprites from the prior's EMA generator (or the one `weights` names), its batch-norm statistics
+    re-estimated on fresh latents."""
     entries, dim = codec.codebook.embed.shape
     vectors = prior.get("vectors")  # None: judged on the grid, G draws code logits
     g, _ = prior_networks(entries if VECTORS.get(vectors) != "dim" else dim, dim, prior["side"], prior["width"])
