@@ -1,4 +1,5 @@
-"""Training throughput on this machine: fp32 vs bf16 autocast, channels-last off and on, side by side.
+"""Training throughput on this machine: fp32 vs bf16 autocast, channels-last off and on, and the step of earlier
+versions (per-tensor Adam and EMA updates) against today's (fused Adam, one EMA kernel), side by side.
 
 Rounds alternate between the configurations so drift on a shared machine hits them all alike; the table
 shows medians and each row's speed relative to plain fp32. The model and batch are dcgan-train's defaults unless
@@ -24,11 +25,13 @@ from report import cpu_name, publish  # benchmarks/ is on sys.path when run as a
 from dcgan.train.config import GENERATORS, ModelConfig, TrainConfig
 from dcgan.train.loop import Trainer, amp_dtype, cpu_has_native_bf16
 
-CONFIGS = [  # (name, amp, channels_last)
-    ("fp32", False, False),
-    ("fp32 + channels-last", False, True),
-    ("bf16 autocast", True, False),
-    ("bf16 autocast + channels-last", True, True),
+CONFIGS = [  # (name, amp, channels_last, fast)
+    ("fp32", False, False, True),
+    ("fp32 + channels-last", False, True, True),
+    ("bf16 autocast", True, False, True),
+    ("bf16 autocast + channels-last", True, True, True),
+    ("fp32 + channels-last, earlier step", False, True, False),
+    ("bf16 autocast + channels-last, earlier step", True, True, False),
 ]
 
 
@@ -63,12 +66,12 @@ def main(generator, ngf, ndf, batch_size, emulated_bf16, steps, rounds, out):
     device = torch.device("cpu")
     data = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (batch_size, 4, 96, 96), dtype=np.uint8))
     trainers = {}
-    for name, amp, cl in CONFIGS:
+    for name, amp, cl, fast in CONFIGS:
         if amp and amp_dtype(device, True) is None and not emulated_bf16:
             click.echo(f"skipping {name}: this CPU has no native bf16 (--emulated-bf16 times it anyway)")
             continue
         cfg = TrainConfig(batch_size=batch_size, amp=amp, channels_last=cl)
-        trainers[name] = Trainer(model_cfg, cfg, device, data_info={})
+        trainers[name] = Trainer(model_cfg, cfg, device, data_info={}, fast=fast)
         if amp:
             trainers[name].dtype = torch.bfloat16  # what amp_dtype would refuse without native bf16
         images_per_s(trainers[name], data, 2)  # warm-up: allocator, oneDNN kernel selection
@@ -90,14 +93,18 @@ def main(generator, ngf, ndf, batch_size, emulated_bf16, steps, rounds, out):
         "| configuration | images/s | vs fp32 |",
         "|---|---:|---:|",
     ]
+    chosen_amp = default.amp and cpu_has_native_bf16() and "bf16 autocast + channels-last" in results
     default = TrainConfig()
-    for name, amp, cl in CONFIGS:
+    for name, amp, cl, fast in CONFIGS:
         if name not in results:
             continue
         med = statistics.median(results[name])
-        chosen = amp == (default.amp and cpu_has_native_bf16()) and cl == default.channels_last
+        chosen = amp == (default.amp and cpu_has_native_bf16()) and cl == default.channels_last and fast
         mark = " (what dcgan-train uses here)" if chosen else ""
         lines.append(f"| {name}{mark} | {med:.1f} | {med / base:.2f}x |")
+    now = "bf16 autocast + channels-last" if chosen_amp else "fp32 + channels-last"
+    gain = statistics.median(results[now]) / statistics.median(results[now + ", earlier step"])
+    lines += ["", f"dcgan-train's step against the earlier one, same recipe: {gain:.2f}x the images/s."]
     lines += [
         "",
         f"Reproduce: `python benchmarks/train_speed.py --generator {generator} --ngf {ngf} --ndf {ndf} "

@@ -80,6 +80,12 @@ def check_new_run_dir(path: Path) -> None:
     help="paper: transposed convs; resize: nearest x2 + conv; palette: docs.",
 )
 @click.option("--ngf", type=click.IntRange(min=1), default=M.ngf, help="Generator width.")
+@click.option(
+    "--palette-anneal",
+    type=click.IntRange(min=0),
+    default=T.palette_anneal,
+    help="palette: images over which its softmax hardens.",
+)
 @click.option("--ndf", type=click.IntRange(min=1), default=M.ndf, help="Discriminator width.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp/--no-amp", default=T.amp, help="bf16 where native; mixed on CUDA.")

@@ -18,8 +18,8 @@ LOSSES = ("bce", "hinge", "wgan-gp")
 # Generator upsampling: "paper" is the DCGAN paper's stride-2 4x4 transposed convolutions, whose uneven overlap
 # draws a checkerboard (Odena et al. 2016); "resize" doubles the side by nearest-neighbour resizing, then a stride-1
 # 3x3 convolution, and ends in a stride-1 convolution, so no pixel gets more of a kernel than its neighbours;
-# "palette" adds FastGAN's skip-layer excitation to it and draws each pixel from a per-sprite palette. (Skip-layer
-# excitation alone, "sle", measured no better than "resize" and left; docs/experiments.md.)
+# "palette" is the resize trunk drawing each pixel as one of 16 colours the sprite chooses, or transparency: a
+# softmax while it trains, hardened by an annealed temperature (palette_anneal), and the choice itself when sampled.
 GENERATORS = ("paper", "resize", "palette")
 POLICIES = ("color", "translation", "cutout")  # DiffAugment's, as train/augment.py implements them
 
@@ -138,6 +138,8 @@ class TrainConfig:
     # R1 (Mescheder et al. 2018): (r1 / 2) * |grad D|^2 at the real sprites D sees, added to D's loss, keeps D's
     # score flat around the data, which lets GAN training converge where it would circle; 0: off
     r1: float = 0.0
+    # images over which the palette generator's softmax temperature falls from 1 to nearly hard (log-linearly)
+    palette_anneal: int = 300_000
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -148,7 +150,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "sample_every", "lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("gp_weight", "r1", "ema_half_life", "keep_every"):
+        for name in ("gp_weight", "r1", "ema_half_life", "keep_every", "palette_anneal"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (off) or positive, got {getattr(self, name)}")
 

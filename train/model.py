@@ -84,78 +84,61 @@ def resize_layers(cfg: ModelConfig) -> list[nn.Module]:
     return layers + [nn.Conv2d(width, cfg.channels, 3, 1, 1, bias=False), nn.Tanh()]
 
 
-PALETTE_SIZE = 15  # opaque colours a "palette" sprite is drawn in, besides transparency (real sprites: 13 at 4 bits)
+PALETTE_SIZE = 16  # opaque colours a "palette" sprite is drawn in, besides transparency (real sprites: 13 at 4 bits)
+TEMPERATURE_END = 0.05  # the palette softmax's temperature once annealed: nearly the hard choice
 
 
 class PaletteGenerator(nn.Module):
-    """The resize generator with FastGAN's skip-layer excitation (Liu et al. 2021), drawing like an indexed-colour
-    sprite: the 6x6 and 12x12 feature maps each gate the channels of the stage three doublings later (48 and 96 px),
-    so the coarse layout steers the fine drawing directly, and instead of a convolution and tanh, each pixel mixes
-    PALETTE_SIZE colours the sprite chooses from its 6x6 map, and transparency (PaletteHead)."""
+    """The resize generator drawing like an indexed-colour sprite: instead of a convolution and tanh, each pixel
+    takes one of PALETTE_SIZE colours that the sprite chooses from its 6x6 map, or transparency (PaletteHead)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        widths = [cfg.ngf * 2 ** (cfg.stages - i) for i in range(cfg.stages + 1)]  # 256 .. 16 at ngf=16, 96 px
-        self.project = nn.Sequential(*projection(cfg.nz, widths[0]))
-        self.stages = nn.ModuleList(
-            nn.Sequential(*resize_stage(w_in, w_out)) for w_in, w_out in zip(widths, widths[1:], strict=False)
-        )
-        self.reach = 3  # stage i's map gates stage i + 3's
-        self.excite = nn.ModuleList(
-            SkipExcitation(widths[i], widths[i + self.reach], BASE_SIZE * 2**i) for i in range(len(widths) - self.reach)
-        )
-        self.head = PaletteHead(widths[-1], widths[0], PALETTE_SIZE)
+        layers = resize_layers(cfg)[:-2]  # the resize generator without its output convolution and tanh
+        self.project = nn.Sequential(*layers[:3])  # (ngf*16) x 6 x 6
+        self.stages = nn.Sequential(*layers[3:])  # ngf x 96 x 96
+        self.head = PaletteHead(cfg.ngf, cfg.ngf * 2**cfg.stages, PALETTE_SIZE)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        maps = [self.project(z)]
-        for i, stage in enumerate(self.stages, start=1):
-            x = stage(maps[-1])
-            if i >= self.reach:
-                x = x * self.excite[i - self.reach](maps[i - self.reach])
-            maps.append(x)
-        return self.head(maps[-1], maps[0])
-
-
-class SkipExcitation(nn.Module):
-    """A small map -> one gate in (0, 1) per channel of a larger map: FastGAN's SLE, with the whole map read by one
-    convolution (averaged down to 6x6 first) instead of adaptive pooling to 4x4."""
-
-    def __init__(self, c_in: int, c_out: int, side: int):
-        super().__init__()
-        shrink = [nn.AvgPool2d(side // BASE_SIZE)] if side > BASE_SIZE else []
-        self.gate = nn.Sequential(
-            *shrink,
-            nn.Conv2d(c_in, c_out, BASE_SIZE, 1, 0, bias=False),
-            nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(c_out, c_out, 1, 1, 0, bias=False),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gate(x)
+        coarse = self.project(z)
+        return self.head(self.stages(coarse), coarse)
 
 
 class PaletteHead(nn.Module):
-    """Final features -> RGBA mixed from a per-sprite palette, as an indexed-colour sprite is drawn.
+    """Final features -> RGBA drawn from a per-sprite palette, as an indexed-colour sprite is drawn.
 
-    The sprite's `size` opaque colours come from its 6x6 map (one convolution over the whole map, tanh); each pixel
-    weighs them and transparency with a softmax over a 3x3 convolution's scores, and mixes them. Training and
-    sampling compute the same thing: nothing is rounded or chosen afterwards, so a flat area is the generator's own
-    choice (a softmax it has learnt to make sharp), never post-processing."""
+    The sprite's `size` opaque colours come from the mean of its 6x6 map (a linear layer, tanh); a 3x3 convolution
+    scores them and transparency at each pixel. Training mixes the entries by a softmax of the scores divided by
+    `temperature`, which the trainer anneals from 1 towards TEMPERATURE_END, so the mix hardens into a choice while
+    the gradient still flows; in eval mode (grids, export, sampling) each pixel takes the highest-scoring entry, so
+    every pixel is exactly one of the sprite's colours or transparent (-1 on all four channels, as sprites load)."""
 
     def __init__(self, width: int, coarse: int, size: int):
         super().__init__()
         self.size = size
-        self.colours = nn.Conv2d(coarse, 3 * size, BASE_SIZE, 1, 0, bias=False)
+        self.temperature = 1.0  # set by the trainer at each step; not a weight, not in the state dict
+        self.colours = nn.Linear(coarse, 3 * size)
         self.choose = nn.Conv2d(width, size + 1, 3, 1, 1, bias=False)  # entry 0: transparent
 
     def forward(self, features: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         n, _, h, w = features.shape
-        weights = self.choose(features).softmax(1)
-        palette = torch.tanh(self.colours(coarse)).reshape(n, 3, self.size)  # (B, 3, colours) in [-1, 1]
-        rgb = torch.bmm(palette, weights[:, 1:].reshape(n, self.size, h * w)).reshape(n, 3, h, w)
-        transparent = weights[:, :1]
-        return torch.cat([rgb - transparent, 1.0 - 2.0 * transparent], dim=1)  # transparent: (-1, -1, -1, -1)
+        rgb = torch.tanh(self.colours(coarse.mean(dim=(2, 3)))).reshape(n, 3, self.size)  # in [-1, 1]
+        # (B, 4, 1 + size): entry 0 transparent, then the opaque colours
+        opaque = torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1)
+        entries = torch.cat([torch.full_like(opaque[:, :, :1], -1.0), opaque], dim=2)
+        scores = self.choose(features).flatten(2)  # (B, 1 + size, H*W)
+        if self.training:
+            weights = (scores.float() / self.temperature).softmax(1).to(entries.dtype)
+            return torch.bmm(entries, weights).reshape(n, 4, h, w)
+        index = scores.argmax(1, keepdim=True).expand(n, 4, h * w)
+        return torch.gather(entries, 2, index).reshape(n, 4, h, w)
+
+
+def palette_temperature(images: int, anneal: int) -> float:
+    """The palette softmax's temperature after `images` training images: log-linear from 1 to TEMPERATURE_END over
+    `anneal` images, then held (0: the hard end from the start)."""
+    progress = min(images / anneal, 1.0) if anneal > 0 else 1.0
+    return TEMPERATURE_END**progress
 
 
 class Discriminator(nn.Module):
@@ -216,15 +199,10 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
 def generator_flops(cfg: ModelConfig) -> int:
     """Multiply-adds x 2 of one generator forward pass per sprite (convolutions only)."""
     side = BASE_SIZE
-    if cfg.generator == "palette":  # the resize generator's, plus two gates and a palette
+    if cfg.generator == "palette":  # the resize trunk, then scores for every entry instead of RGBA, and a palette
         flops = generator_flops(replace(cfg, generator="resize"))
-        widths = [cfg.ngf * 2 ** (cfg.stages - i) for i in range(cfg.stages + 1)]
-        for i in range(len(widths) - 3):
-            flops += 2 * (widths[i] * widths[i + 3] * BASE_SIZE**2 + widths[i + 3] ** 2)
-        size = cfg.image_size
-        flops += 2 * widths[0] * 3 * PALETTE_SIZE * BASE_SIZE**2  # the colours
-        flops += 2 * size * size * widths[-1] * (PALETTE_SIZE + 1 - cfg.channels) * 9  # more scores than RGBA
-        return flops + 2 * size * size * 3 * PALETTE_SIZE  # the lookup
+        flops += 2 * cfg.image_size**2 * cfg.ngf * 9 * (PALETTE_SIZE + 1 - cfg.channels)
+        return flops + 2 * cfg.ngf * 2**cfg.stages * 3 * PALETTE_SIZE
     if cfg.generator == "resize":  # a 3x3 convolution at each doubled side, then one at the output
         width = cfg.ngf * 2**cfg.stages
         flops = 2 * cfg.nz * width * side * side

@@ -138,47 +138,46 @@ def test_checkpoints_from_before_a_setting_existed_keep_the_paper_s_networks():
     assert ModelConfig.from_dict(old).generator == "paper"  # and the only generator
 
 
-def test_skip_layer_excitation_lets_the_coarse_map_gate_the_fine_stages():
-    torch.manual_seed(0)
-    g, _ = build_models(ModelConfig(ngf=8, generator="palette"))
-    net = g.main
-    assert [gate.gate[-4].in_channels for gate in net.excite] == [128, 64]  # the 6x6 and 12x12 maps ...
-    assert [gate.gate[-1].__class__ for gate in net.excite] == [nn.Sigmoid, nn.Sigmoid]
-    z = torch.randn(4, 100)
-    g.eval()
-    with torch.no_grad():
-        net.head.choose.weight.mul_(100)  # at init the scores hardly differ from pixel to pixel
-    before = g(z)
-    shut = net.excite[1].register_forward_hook(lambda _m, _i, gate: gate * 0)  # ... gate the 96 px stage:
-    shut_out = g(z).flatten(2)  # with its gate shut, no feature reaches the palette: one even mix at every pixel
-    shut_spread, spread = shut_out.std(dim=2).max().item(), before.flatten(2).std(dim=2).min().item()
-    assert shut_spread < 1e-7 and spread > 100 * shut_spread, (shut_spread, spread)
-    shut.remove()
-    g.train()
-    g(z).mean().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.excite[0].parameters())
-
-
-def test_a_palette_sprite_mixes_its_own_few_colours_and_transparency():
-    from dcgan.train.model import PALETTE_SIZE, PaletteHead
+def test_a_palette_sprite_takes_exactly_its_own_colours_or_transparency_when_sampled():
+    from dcgan.train.model import PALETTE_SIZE
 
     torch.manual_seed(0)
-    head = PaletteHead(width=8, coarse=16, size=PALETTE_SIZE)
-    features, coarse = torch.randn(3, 8, 96, 96), torch.randn(3, 16, 6, 6)
+    g, _ = build_models(ModelConfig(ngf=4, generator="palette"))
+    z = torch.randn(3, 100)
     with torch.no_grad():
-        head.choose.weight.mul_(1e4)  # a sharp softmax: each pixel takes one entry
-        out = head(features, coarse)
-        sharp = head.choose(features).softmax(1).amax(1) == 1  # all but near ties
-    assert sharp.float().mean() > 0.99
-    alpha = out[:, 3]
-    assert set(alpha[sharp].unique().tolist()) == {-1.0, 1.0}
+        g.main.head.choose.weight.mul_(50)  # at init the scores hardly differ from pixel to pixel
+        sprites = g.eval()(z)
+    alpha = sprites[:, 3]
+    assert set(alpha.unique().tolist()) == {-1.0, 1.0}  # hard alpha, both present
     transparent = (alpha == -1).unsqueeze(1).expand(-1, 3, -1, -1)
-    torch.testing.assert_close(out[:, :3][transparent], torch.full_like(out[:, :3][transparent], -1.0))  # black
-    for sprite, a, s in zip(out, alpha, sharp, strict=True):
-        colours = (sprite[:3].permute(1, 2, 0)[(a == 1) & s] * 1e4).round().unique(dim=0)  # to rounding
-        assert 2 <= len(colours) <= PALETTE_SIZE  # the sprite's own palette, from its coarse map
-    # in the generator, both the scores and the colours learn
-    g, _ = build_models(ModelConfig(ngf=8, generator="palette"))
-    g(torch.randn(3, 100))[:, :3].mean().backward()
+    assert (sprites[:, :3][transparent] == -1).all()  # transparent pixels are black, as sprites load
+    for sprite, a in zip(sprites, alpha, strict=True):
+        colours = sprite[:3].permute(1, 2, 0)[a == 1].unique(dim=0)
+        assert 2 <= len(colours) <= PALETTE_SIZE  # the sprite's own few colours, nothing in between
+    assert not torch.equal(sprites[0, :3].unique(), sprites[1, :3].unique())  # each sprite has a palette of its own
+
+
+def test_the_palette_softmax_hardens_into_the_sampled_choice_as_the_temperature_falls():
+    from dcgan.train.model import TEMPERATURE_END, palette_temperature
+
+    assert palette_temperature(0, 1000) == 1.0
+    assert palette_temperature(500, 1000) == pytest.approx(TEMPERATURE_END**0.5)  # log-linear
+    assert palette_temperature(1000, 1000) == palette_temperature(10**6, 1000) == pytest.approx(TEMPERATURE_END)
+    torch.manual_seed(0)
+    g, _ = build_models(ModelConfig(ngf=4, generator="palette"))
+    z = torch.randn(2, 100)
     head = g.main.head
+    with torch.no_grad():
+        head.choose.weight.mul_(50)
+        coarse = g.main.project(z[:, :, None, None])
+        features = g.main.stages(coarse)
+        hard = head.eval()(features, coarse)
+        head.train()
+        gaps = []
+        for t in (1.0, 0.1, 1e-3):
+            head.temperature = t
+            gaps.append((head(features, coarse) - hard).abs().mean().item())
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05 * gaps[0], gaps  # all but near ties
+    head.temperature = 1.0
+    g.train()(z)[:, :3].mean().backward()  # in training both the scores and the colours learn
     assert head.choose.weight.grad.abs().sum() > 0 and head.colours.weight.grad.abs().sum() > 0
