@@ -107,7 +107,8 @@ def parity_rows(
             out = run_file(fmt, path, z, device)
             if out is not None:
                 runtime = ("onnxruntime " if fmt.family == "onnx" else "torch.jit ") + device.upper()
-                rows.append(compare(fmt.variant, out, ref, path.name, runtime))
+                chosen = generator.cfg.generator == "palette"
+                rows.append(compare(fmt.variant, out, ref, path.name, runtime, chosen=chosen))
     return rows
 
 
