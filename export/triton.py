@@ -86,11 +86,11 @@ def config_text(
     """config.pbtxt for one ONNX model (protobuf text format of Triton's ModelConfig)."""
 
     def block(field: str, tensors: list[Tensor]) -> str:
-        entries = ",\n".join(
-            f'  {{\n    name: "{t.name}"\n    data_type: {t.data_type}\n    dims: [ {", ".join(map(str, t.dims))} ]\n  }}'
+        entries = [
+            f'  {{\n    name: "{t.name}"\n    data_type: {t.data_type}\n    dims: [ {", ".join(map(str, t.dims))} ]'
             for t in tensors
-        )
-        return f"{field} [\n{entries}\n]\n"
+        ]
+        return f"{field} [\n" + "\n  },\n".join(entries) + "\n  }\n]\n"
 
     return (
         f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch_size}\n'
