@@ -2,6 +2,9 @@
 graph beside it holds; nothing in the repository is replaced by surprise. (Triton itself is not run: its ONNX
 backend is not pip-installable.)"""
 
+import re
+from pathlib import Path
+
 import onnx
 import pytest
 from click.testing import CliRunner
@@ -16,6 +19,7 @@ from dcgan.export.demo import demo_checkpoint
 from dcgan.serve.generator import SHIPPED
 from dcgan.train.config import ModelConfig
 
+SCALE_DOC = Path(__file__).resolve().parents[2] / "docs" / "scale.md"
 FILES = {"dcgan-rgba8": "generator-rgba8.onnx", "dcgan-fp32": "generator.onnx"}
 
 
@@ -72,6 +76,13 @@ def test_configs_parse_as_triton_model_config_and_match_the_onnx_graph(folder, r
     if folder == "shipped":
         rgba8 = parse(tmp_path / "repo" / "dcgan-rgba8")
         assert list(rgba8.input[0].dims) == [100] and rgba8.output[0].data_type == mc.TYPE_UINT8
+
+
+def test_the_config_docs_scale_shows_is_the_one_written_for_the_shipped_generator(tmp_path):
+    shown = re.search(r"written for the shipped generator:\n\n```\n(.*?)```", SCALE_DOC.read_text(), re.S)
+    assert shown, "docs/scale.md no longer shows the shipped generator's config.pbtxt"
+    triton.write_repository(tmp_path / "repo", triton.repository_models(SHIPPED, ["rgba8"]))
+    assert shown.group(1) == (tmp_path / "repo" / "dcgan-rgba8" / "config.pbtxt").read_text()
 
 
 def test_gpu_instances_and_another_batch_limit(tiny_export, tmp_path):
