@@ -91,13 +91,12 @@ def main(
 
     def repository(folder: Path) -> None:
         try:
-            written = triton.write_repository(
-                triton_repo, triton.repository_models(folder, variants), triton_device, overwrite=overwrite
-            )
+            models = triton.repository_models(folder, variants)
+            triton.write_repository(triton_repo, models, triton_device, overwrite=overwrite)
         except RepositoryError as err:
             raise click.ClickException(str(err)) from err
-        names = ", ".join(p.name for p in written)
-        click.echo(f"Wrote the Triton model repository {triton_repo}: {names} ({DEVICES[triton_device]})")
+        wrote = ", ".join(f"{name} ({path})" for name, path in models.items())
+        click.echo(f"Wrote the Triton model repository {triton_repo}, {DEVICES[triton_device]}: {wrote}")
 
     if triton_repo is not None:
         try:  # before a minute of export, not after it
@@ -107,9 +106,7 @@ def main(
         if shipped:
             return repository(SHIPPED)
         if source is not None and source.is_dir() and not (source / CHECKPOINT_NAME).exists():
-            if not quiet:
-                click.echo(f"{source} has no checkpoint: its ONNX files go into the repository as they are")
-            return repository(source)
+            return repository(source)  # an export folder: its files as they are
 
     if source is None:
         source = newest_run()

@@ -116,9 +116,16 @@ def test_a_graph_without_an_open_batch_dimension_is_refused(tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
-def test_a_folder_without_the_file_is_named(tmp_path):
+def test_a_folder_without_the_file_is_named(tiny_export, tmp_path):
     with pytest.raises(triton.RepositoryError, match="has no generator-rgba8.onnx"):
         triton.repository_models(tmp_path, ["rgba8"])
+    (tmp_path / "only-rgba8").mkdir()
+    (tmp_path / "only-rgba8" / FILES["dcgan-rgba8"]).write_bytes((tiny_export / FILES["dcgan-rgba8"]).read_bytes())
+    result = export(tmp_path / "only-rgba8", "--triton", tmp_path / "repo", "--triton-float")
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        f"Error: {tmp_path / 'only-rgba8'} has no generator.onnx; export it with dcgan-export RUN --onnx"
+    ]
+    assert not (tmp_path / "repo").exists()
 
 
 # -- dcgan-export --triton ------------------------------------------------------------------------------
@@ -127,7 +134,7 @@ def test_a_folder_without_the_file_is_named(tmp_path):
 def test_an_export_folder_goes_in_as_it_is(tiny_export, tmp_path):
     result = export(tiny_export, "--triton", tmp_path / "repo", "--triton-float")
     assert result.exit_code == 0, result.output
-    assert "has no checkpoint: its ONNX files go into the repository as they are" in result.output
+    assert f"dcgan-rgba8 ({tiny_export / FILES['dcgan-rgba8']})" in result.output
     for name, file in FILES.items():
         assert_matches_graph(tmp_path / "repo" / name, tiny_export / file)
 
@@ -135,7 +142,7 @@ def test_an_export_folder_goes_in_as_it_is(tiny_export, tmp_path):
 def test_the_shipped_generator_on_gpu(tmp_path):
     result = export("--shipped", "--triton", tmp_path / "repo", "--triton-device", "gpu")
     assert result.exit_code == 0, result.output
-    assert "dcgan-rgba8 (KIND_GPU)" in result.output
+    assert "KIND_GPU: dcgan-rgba8" in result.output
     assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["dcgan-rgba8"]
     assert_matches_graph(tmp_path / "repo" / "dcgan-rgba8", SHIPPED / FILES["dcgan-rgba8"],
                          mc.ModelInstanceGroup.KIND_GPU)  # fmt: skip
