@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import click
 import numpy as np
 
-from .cli import parse_seeds
+from .seeds import parse_seeds
 from .contract import package_version
 from .images import scaled_sheet
 from .walk import MAX_FRAMES, encode_walk, walk_latents
