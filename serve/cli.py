@@ -65,7 +65,7 @@ class WalkSeeds(click.ParamType):
 @click.option("--scale", type=click.IntRange(min=1, max=16), default=1,
               help="Nearest-neighbour upscaling of the sheet and the walk; sprite files stay 96x96.")  # fmt: skip
 @click.option("--overwrite", is_flag=True,
-              help="Replace existing files (otherwise only ones that already hold the same sprite are accepted).")  # fmt: skip
+              help="Replace existing files (otherwise only ones that hold the same sprite are accepted).")  # fmt: skip
 @click.option(
     "--walk",
     type=WalkSeeds(),

@@ -68,8 +68,8 @@ def read_model(path: Path) -> bytes:
     digest = file_digest(data)
     if digest is not None and digest[0] != digest[1]:
         raise ModelError(
-            f"{path} is damaged: its bytes do not match the {DIGEST} recorded in it (a partial download or a bad copy?); "
-            "export or copy it again"
+            f"{path} is damaged: its bytes do not match the {DIGEST} recorded in it (a partial download or a bad "
+            "copy?); export or copy it again"
         )
     return data
 

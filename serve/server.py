@@ -24,9 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 import click
 import numpy as np
 
-from .seeds import parse_seeds
 from .contract import package_version
 from .images import scaled_sheet
+from .seeds import parse_seeds
 from .walk import MAX_FRAMES, encode_walk, walk_latents
 from .writer import encode_png
 

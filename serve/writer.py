@@ -175,7 +175,7 @@ class Sampled:
 
 
 def render(gen, seeds: Iterable[int], colours: int | None = None) -> Iterator[tuple[list[int], np.ndarray]]:
-    """(seeds, sprites) a batch at a time, as the files will hold them (`colours`: dcgan.serve.images.reduce_colours)."""
+    """(seeds, sprites) a batch at a time, as the files hold them (`colours`: dcgan.serve.images.reduce_colours)."""
     for chunk, sprites in gen.batches(seeds):
         yield chunk, (reduce_colours(sprites, colours) if colours else sprites)
 
