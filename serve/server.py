@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import math
 import re
 import signal
 import socket
@@ -172,17 +173,27 @@ class App:
             "notice": self.gen.notice,
             "package_version": package_version(),
             "max_cost": self.max_cost,
-            "batch": self.batcher.max_batch if self.batcher is not None else 1,
+            "batching": {  # single-sprite requests joined into onnxruntime batches
+                "max_batch": self.batcher.max_batch if self.batcher else 1,
+                "sprites": self.batcher.sprites if self.batcher else 0,
+                "batches": self.batcher.batches if self.batcher else 0,
+            },
         }
 
     def page(self, query: dict) -> str:
-        start = number(query, "start", 0, 0, MAX_SEED - PAGE_SPRITES + 1)
-        seeds = f"{start}-{start + PAGE_SPRITES - 1}"
+        count = min(PAGE_SPRITES, self.max_cost)
+        scale = 2 if count * 4 <= self.max_cost else 1  # the sheet it shows fits this server's budget
+        start = number(query, "start", 0, 0, MAX_SEED - count + 1)
+        seeds = f"{start}-{start + count - 1}"
+        side = math.ceil(math.sqrt(count))
         return PAGE.format(
             seeds=html.escape(seeds),
+            scale=scale,
+            size=scale * (side * 98 + 2),
+            count=count,
             start=start,
-            next=start + PAGE_SPRITES,
-            max_start=MAX_SEED - PAGE_SPRITES + 1,
+            next=start + count,
+            max_start=MAX_SEED - count + 1,
             model=html.escape(self.gen.info.path.name),
             provider=html.escape(self.gen.provider),
             browser='<a href="/browser/">The same sprites drawn in your browser.</a>' if self.browser else "",
@@ -200,9 +211,9 @@ PAGE = """<!doctype html>
 <style>body{{font-family:sans-serif;margin:2em;background:#f4f4f4}} img{{image-rendering:pixelated}}</style>
 </head><body>
 <h1>Sprites {seeds}</h1>
-<p><img src="/sheet.png?seeds={seeds}&amp;scale=2" alt="sprites of seeds {seeds}" width="1572" height="1572"></p>
+<p><img src="/sheet.png?seeds={seeds}&amp;scale={scale}" alt="sprites of seeds {seeds}" width="{size}"></p>
 <form action="/" method="get"><label>First seed <input type="number" name="start" min="0" max="{max_start}"
-value="{start}"></label> <button type="submit">Show</button> <a href="/?start={next}">next 64</a></form>
+value="{start}"></label> <button type="submit">Show</button> <a href="/?start={next}">next {count}</a></form>
 <p>A seed always names the same creature: <code>/sprite/SEED.png</code>;
 a walk: <code>/walk.gif?from=3&amp;to=17</code>; model {model} on {provider} (<a href="/health">health</a>).
 {browser}</p>
@@ -232,6 +243,7 @@ class DeadlineReader(io.RawIOBase):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, within --timeout and --max-connections
+    default_request_version = "HTTP/1.1"  # so that an answer to a garbled request line has its status and headers
     server_version = f"dcgan-serve/{package_version()}"
     deadline = 0.0
     received = 0
