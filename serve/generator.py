@@ -121,17 +121,18 @@ class SpriteGenerator:
     model: an ONNX file, an export folder or a run folder; None for the shipped model.
     provider: "auto" (CUDA when it can run, else the CPU, with `notice` saying why), "cuda" or "cpu".
     fp16: use generator-fp16.onnx from the folder. soft_alpha: keep the raw alpha instead of 0/255.
-    threads: onnxruntime intra-op threads (None: one per physical core).
+    threads: onnxruntime intra-op threads (None: one per physical core). arena: onnxruntime's CPU memory arena, quick
+    for a batch job but it keeps its largest run's memory; a server turns it off.
     """
 
     def __init__(self, model=None, provider: str = "auto", fp16: bool = False, soft_alpha: bool = False,
-                 threads: int | None = None, batch_size: int = 64):  # fmt: skip
+                 threads: int | None = None, batch_size: int = 64, arena: bool = True):  # fmt: skip
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         path = resolve_model(model, fp16=fp16, soft_alpha=soft_alpha)
         data = read_model(path)
         try:
-            self.session = open_session(data, provider, threads)
+            self.session = open_session(data, provider, threads, arena)
         except (*ORT_ERRORS, UnicodeDecodeError) as err:  # a file onnxruntime cannot parse or run
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelError(f"{path} is not a loadable ONNX model ({first[:200]})") from err

@@ -14,6 +14,7 @@ Starlette with uvicorn would add about 6 MB, FastAPI about 19 MB, for routes thi
 
 from __future__ import annotations
 
+import ctypes
 import html
 import io
 import json
@@ -62,6 +63,25 @@ class Response:
     type: str
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def return_freed_memory() -> None:
+    """Have glibc's malloc give freed blocks back to the system (elsewhere: nothing to do).
+
+    By default glibc raises its mmap threshold to the size of the largest block freed (up to 32 MB), so after one
+    sheet every later sheet's buffers come from the heap, and a heap keeps its top: a burst of sheets left the
+    server at 386 MB against 108 at start. A fixed threshold keeps large buffers in their own mappings, given back
+    when freed: 106 MB after the same burst (benchmarks/serve_speed.py has the numbers).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+        libc.mallopt(m_mmap_threshold, 128 * 1024)
+        libc.mallopt(m_trim_threshold, 128 * 1024)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def error(status: int, message: str, **headers: str) -> Response:
@@ -244,6 +264,9 @@ class DeadlineReader(io.RawIOBase):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, within --timeout and --max-connections
     default_request_version = "HTTP/1.1"  # so that an answer to a garbled request line has its status and headers
+    # headers and body leave in two writes; with Nagle's algorithm the body would wait for the client's delayed ACK
+    # of the headers, 40 ms a request on a keep-alive connection
+    disable_nagle_algorithm = True
     server_version = f"dcgan-serve/{package_version()}"
     deadline = 0.0
     received = 0
@@ -419,8 +442,9 @@ def main(model, provider, host, port, threads, max_batch, timeout, max_connectio
     from .generator import ModelError, SpriteGenerator
     from .runtime import ProviderError
 
+    return_freed_memory()
     try:
-        gen = SpriteGenerator(model, provider=provider, threads=threads or None)
+        gen = SpriteGenerator(model, provider=provider, threads=threads or None, arena=False)  # memory comes back
         page = load_page(browser, gen.info.path) if browser is not None else None
     except (ModelError, ProviderError, PageError) as err:
         raise click.ClickException(str(err)) from err
