@@ -1,13 +1,14 @@
 """dcgan-serve under load, side by side with the offline dcgan-sample rate, in one run on this machine.
 
-    python benchmarks/serve_speed.py                 # the shipped model on the CPU
-    python benchmarks/serve_speed.py --requests 400  # more requests per row
+    python benchmarks/serve_speed.py                            # the shipped model on the CPU
+    python benchmarks/serve_speed.py --rounds 5 --requests 400  # steadier
 
-1. `dcgan-sample -n 1024` (its own sprites/s line), before and after the server rows; their mean is "offline".
+1. `dcgan-sample -n 1024` (its own sprites/s line): "offline".
 2. `dcgan-serve` with the shipped model: /sprite/SEED.png from 1, 8, 32 and 64 concurrent clients (threads in
    this process), each request a new seed, over keep-alive connections and with a new connection per request;
-   requests/s and p50/p99 latency. Then the same server code with each request run alone (batch 1, as before
+   requests/s and p50/p99 latency. And the same server code with each request run alone (batch 1, as before
    batching), at 1 and 32 clients.
+   Each of these runs once a round, alternating, for --rounds rounds; the table has their medians.
 3. Memory of the server process (VmRSS): after start and a few sprites; at its peak and right after a burst of
    sheets (the page's 64 sprites at scale 2, and sheets and walks at the cost budget) from 8 clients that retry
    a 503 at once; and the time and peak of one request at the budget, alone.
@@ -154,58 +155,64 @@ def one_at_budget(served: Served, path: str) -> tuple[float, float]:
     return time.perf_counter() - started, peak - before
 
 
+LEVELS = ((True, 1), (True, 8), (True, 32), (True, 64), (False, 1), (False, 8), (False, 32), (False, 64))
+
+
 @click.command()
-@click.option("--requests", type=click.IntRange(min=32), default=256, help="Sprite requests per row (x2 at 32+).")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, help="Rounds of every row, alternating; medians.")
+@click.option("--requests", type=click.IntRange(min=32), default=192, help="Sprite requests per row (x2 at 32+).")
 @click.option("--sheets", type=click.IntRange(min=1), default=200, help="Page-sized sheets in the memory burst.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path(__file__).parent / "results" / "serve_speed.md")
-def main(requests: int, sheets: int, out: Path) -> None:
-    rows, memory = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        offline = [offline_rate(Path(tmp), 1024)]
-        cmd = [str(BIN / "dcgan-serve"), "--port", "0", "--provider", "cpu", "--max-connections", "128", "-q"]
-        seed = 10_000
-        with Served(cmd) as served:
-            fetch(http.client.HTTPConnection("127.0.0.1", served.port), "/sprite/0.png", False)  # warm
-            memory.append(("after start and one sprite", served.rss_mb()))
-            for keep_alive in (True, False):
-                for clients in (1, 8, 32, 64):
-                    n = requests if clients < 32 else 2 * requests
-                    rows.append(("batched", clients, keep_alive, load(served.port, clients, n, keep_alive, seed)))
-                    seed += n
-            health = json.loads(urlopen_text(served.port, "/health"))["batching"]
-            memory.append(("after the sprite rows", served.rss_mb()))
-            budget = [("sheet, 1,024 sprites", "/sheet.png?seeds=0-1023"),
-                      ("sheet, 256 sprites at scale 2", "/sheet.png?seeds=0-255&scale=2"),
-                      ("walk, 256 frames", "/walk.gif?from=3&to=17&frames=128")]  # fmt: skip
-            alone = [(what, *one_at_budget(served, path)) for what, path in budget]
-            paths = [f"/sheet.png?seeds={64 * i}-{64 * i + 63}&scale=2" for i in range(sheets)]
-            paths += [path for _, path in budget] * 2
-            peak = heavy_burst(served, paths)
-            memory.append((f"peak during a burst of {len(paths)} sheets and walks", peak))
-            memory.append(("right after the burst", served.rss_mb()))
-        with Served([sys.executable, "-c", UNBATCHED]) as plain:
-            fetch(http.client.HTTPConnection("127.0.0.1", plain.port), "/sprite/0.png", False)
+def main(rounds: int, requests: int, sheets: int, out: Path) -> None:
+    rows: dict[tuple, list[dict]] = {}
+    offline, memory = [], []
+    seed = 10_000
+    cmd = [str(BIN / "dcgan-serve"), "--port", "0", "--provider", "cpu", "--max-connections", "128", "-q"]
+    unbatched = [sys.executable, "-c", UNBATCHED]
+    with tempfile.TemporaryDirectory() as tmp, Served(cmd) as served, Served(unbatched) as plain:
+        for server in (served, plain):
+            fetch(http.client.HTTPConnection("127.0.0.1", server.port), "/sprite/0.png", False)  # warm
+        memory.append(("after start and one sprite", served.rss_mb()))
+        for _ in range(rounds):  # every row once a round, so that a busy spell on the machine hits them all
+            offline.append(offline_rate(Path(tmp), 1024))
+            for keep_alive, clients in LEVELS:
+                n = requests if clients < 32 else 2 * requests
+                rows.setdefault(("batched", clients, keep_alive), []).append(
+                    load(served.port, clients, n, keep_alive, seed)
+                )
+                seed += n
             for clients in (1, 32):
                 n = requests if clients < 32 else 2 * requests
-                rows.append(("batch 1", clients, True, load(plain.port, clients, n, True, seed)))
+                rows.setdefault(("batch 1", clients, True), []).append(load(plain.port, clients, n, True, seed))
                 seed += n
-        offline.append(offline_rate(Path(tmp), 1024))
-    rate = statistics.mean(offline)
+        health = json.loads(urlopen_text(served.port, "/health"))["batching"]
+        memory.append(("after the sprite rows", served.rss_mb()))
+        budget = [("sheet, 1,024 sprites", "/sheet.png?seeds=0-1023"),
+                  ("sheet, 256 sprites at scale 2", "/sheet.png?seeds=0-255&scale=2"),
+                  ("walk, 256 frames", "/walk.gif?from=3&to=17&frames=128")]  # fmt: skip
+        alone = [(what, *one_at_budget(served, path)) for what, path in budget]
+        paths = [f"/sheet.png?seeds={64 * i}-{64 * i + 63}&scale=2" for i in range(sheets)]
+        paths += [path for _, path in budget] * 2
+        peak = heavy_burst(served, paths)
+        memory.append((f"peak during a burst of {len(paths)} sheets and walks", peak))
+        memory.append(("right after the burst", served.rss_mb()))
+    rate = statistics.median(offline)
     lines = [
         f"# dcgan-serve under load, {datetime.now(timezone.utc):%Y-%m-%d}",
         "",
-        f"CPU: {cpu_name()}; the shipped model on the CPU provider; `python benchmarks/serve_speed.py --requests "
-        f"{requests} --sheets {sheets}`. Clients are threads of the benchmark, on the same cores as the server.",
-        f"Offline: `dcgan-sample -n 1024` wrote {offline[0]:.0f} and {offline[1]:.0f} sprites/s (before and after the "
-        f"server rows), mean {rate:.0f}.",
+        f"CPU: {cpu_name()}; the shipped model on the CPU provider; `python benchmarks/serve_speed.py --rounds "
+        f"{rounds} --requests {requests} --sheets {sheets}`. Clients are threads of the benchmark, on the same cores "
+        f"as the server. Every row ran once a round, {rounds} rounds; medians.",
+        f"Offline: `dcgan-sample -n 1024` wrote {', '.join(f'{r:.0f}' for r in offline)} sprites/s, median {rate:.0f}.",
         "",
         "| server | clients | connections | requests/s | of offline | p50 ms | p99 ms |",
         "|---|---:|---|---:|---:|---:|---:|",
     ]
-    for kind, clients, keep_alive, r in rows:
+    for (kind, clients, keep_alive), results in rows.items():
+        med = {k: statistics.median(r[k] for r in results) for k in ("rate", "p50", "p99")}
         lines.append(
-            f"| {kind} | {clients} | {'keep-alive' if keep_alive else 'one per request'} | {r['rate']:.0f} | "
-            f"{r['rate'] / rate:.0%} | {r['p50']:.1f} | {r['p99']:.1f} |"
+            f"| {kind} | {clients} | {'keep-alive' if keep_alive else 'one per request'} | {med['rate']:.0f} | "
+            f"{med['rate'] / rate:.0%} | {med['p50']:.1f} | {med['p99']:.1f} |"
         )
     lines += [
         "",

@@ -29,13 +29,17 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         self._thread.start()
 
-    def sprite(self, seed: int) -> np.ndarray:
-        """Seed's sprite, uint8 RGBA (H, W, 4), computed in a batch with whatever else is waiting."""
+    def submit(self, seed: int) -> Future:
+        """A future of seed's sprite, uint8 RGBA (H, W, 4), computed in a batch with whatever else is waiting."""
         future: Future = Future()
         self._queue.put((seed, future))
-        return future.result()
+        return future
+
+    def sprite(self, seed: int) -> np.ndarray:
+        return self.submit(seed).result()
 
     def close(self) -> None:
+        """Serve what is queued, then stop the thread."""
         self._queue.put(None)
         self._thread.join()
 
