@@ -146,13 +146,11 @@ def _write_torchscript(module: nn.Module, example: torch.Tensor, path: Path, out
 
 
 def onnx_session(path: Path, provider: str = "cpu", threads: int = 0):
-    """The sampler's own onnxruntime session (dcgan.serve.runtime) on exactly `provider`; None where it cannot run."""
-    from dcgan.serve.runtime import ProviderError, open_session
+    """The sampler's own kind of onnxruntime session (dcgan.serve.runtime) on exactly `provider`, float32 without TF32
+    on CUDA; None where that provider does not come up."""
+    from dcgan.serve.runtime import make_session
 
-    try:
-        return open_session(path, provider, threads or None).session
-    except ProviderError:
-        return None
+    return make_session(path, provider, threads or None)
 
 
 def run_onnx(session, z: np.ndarray) -> np.ndarray:
