@@ -3,6 +3,7 @@ dcgan.serve.SpriteGenerator and dcgan.serve.writer."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -169,10 +170,14 @@ def write_walk(seeds: list[int], frames: int, out: Path, scale: int, overwrite: 
     gen = open_generator(batch_size=batch_size)
     z = walk_latents(seeds, frames, gen.info.nz)
     sprites = np.concatenate([gen.from_latents(z[i : i + batch_size]) for i in range(0, len(z), batch_size)])
+    created = not out.parent.exists()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         save_walk(sprites, out, scale=scale)
     except OSError as err:
+        if created:
+            with contextlib.suppress(OSError):
+                out.parent.rmdir()  # no new empty folder left behind
         raise click.ClickException(f"writing {out} failed: {err.strerror or err}; nothing was written") from err
     if not quiet:
         click.echo(f"{len(sprites)} frames through seeds {', '.join(map(str, seeds))} and back, in {out}")
