@@ -34,7 +34,12 @@ def save_checkpoint(state: dict, path: Path) -> None:
 
     A crash (even SIGKILL) mid-write leaves the previous checkpoint untouched.
     """
-    write_atomic(Path(path), lambda tmp: torch.save(state, tmp), durable=True)
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+
+    write_atomic(Path(path), save, durable=True)
 
 
 def load_checkpoint(path: str | Path) -> dict:
