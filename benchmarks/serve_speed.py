@@ -11,7 +11,8 @@
    Each of these runs once a round, alternating, for --rounds rounds; the table has their medians.
 3. Memory of the server process (VmRSS): after start and a few sprites; at its peak and right after a burst of
    sheets (the page's 64 sprites at scale 2, and sheets and walks at the cost budget) from 8 clients that retry
-   a 503 at once; and the time and peak of one request at the budget, alone.
+   a 503 at once; the same burst on the server without its memory settings; and the time and peak of one
+   request at the budget, alone.
 The table goes to benchmarks/results/serve_speed.md.
 """
 
@@ -41,6 +42,16 @@ from dcgan.serve.generator import SpriteGenerator
 from dcgan.serve.server import App, Server
 gen = SpriteGenerator(provider="cpu")
 server = Server(("127.0.0.1", 0), App(gen), quiet=True, max_connections=128)
+print(f"Serving at http://127.0.0.1:{server.server_address[1]}/", flush=True)
+server.serve_forever()
+"""
+# The server as it is, less its two memory settings: onnxruntime's CPU arena on, glibc's malloc left as it is.
+KEEPS_MEMORY = """
+from dcgan.serve.batcher import Batcher
+from dcgan.serve.generator import SpriteGenerator
+from dcgan.serve.server import App, Server
+gen = SpriteGenerator(provider="cpu")
+server = Server(("127.0.0.1", 0), App(gen, batcher=Batcher(gen)), quiet=True, max_connections=128)
 print(f"Serving at http://127.0.0.1:{server.server_address[1]}/", flush=True)
 server.serve_forever()
 """
@@ -196,6 +207,12 @@ def main(rounds: int, requests: int, sheets: int, out: Path) -> None:
         peak = heavy_burst(served, paths)
         memory.append((f"peak during a burst of {len(paths)} sheets and walks", peak))
         memory.append(("right after the burst", served.rss_mb()))
+    with Served([sys.executable, "-c", KEEPS_MEMORY]) as keeps:
+        fetch(http.client.HTTPConnection("127.0.0.1", keeps.port), "/sprite/0.png", False)
+        before = keeps.rss_mb()
+        heavy_burst(keeps, paths)
+        memory.append(("without the server's memory settings: after start", before))
+        memory.append(("without them: right after the same burst", keeps.rss_mb()))
     rate = statistics.median(offline)
     lines = [
         f"# dcgan-serve under load, {datetime.now(timezone.utc):%Y-%m-%d}",
