@@ -18,7 +18,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from dcgan.serve.contract import FILES, INPUT, META_PREFIX, OUTPUT_IMAGE, OUTPUT_SPRITE, TORCHSCRIPT_EXTRA_FILE
+from dcgan.serve.contract import (
+    DIGEST,
+    FILES,
+    INPUT,
+    META_PREFIX,
+    OUTPUT_IMAGE,
+    OUTPUT_SPRITE,
+    TORCHSCRIPT_EXTRA_FILE,
+    stamp_digest,
+)
 from dcgan.serve.files import write_atomic
 
 from .modules import HalfPrecision, SpriteHead
@@ -107,8 +116,10 @@ def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path, output: st
     del model.metadata_props[:]
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
+    model.metadata_props.add(key=DIGEST, value="0" * 64)  # stamped below, once the bytes are final
     onnx.checker.check_model(model, full_check=True)
-    write_atomic(path, lambda tmp: onnx.save_model(model, str(tmp)))
+    data = stamp_digest(model.SerializeToString())
+    write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def _has_onnxscript() -> bool:
@@ -135,20 +146,11 @@ def _write_torchscript(module: nn.Module, example: torch.Tensor, path: Path, out
 
 
 def onnx_session(path: Path, provider: str = "cpu", threads: int = 0):
-    """An onnxruntime session on exactly `provider`; None when that provider cannot run here."""
-    import onnxruntime as ort
+    """The sampler's own kind of onnxruntime session (dcgan.serve.runtime) on exactly `provider`, float32 without TF32
+    on CUDA; None where that provider does not come up."""
+    from dcgan.serve.runtime import make_session
 
-    from dcgan.serve.runtime import CUDA_OPTIONS
-
-    wanted = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]
-    if wanted not in ort.get_available_providers():
-        return None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3  # errors only: a CUDA provider that cannot load is reported by the None
-    providers = [(wanted, CUDA_OPTIONS)] if provider == "cuda" else [wanted]
-    session = ort.InferenceSession(str(path), options, providers=providers)
-    return session if session.get_providers()[0] == wanted else None
+    return make_session(path, provider, threads or None)
 
 
 def run_onnx(session, z: np.ndarray) -> np.ndarray:

@@ -6,13 +6,13 @@ sprites = SpriteGenerator()(seeds=range(64))     # uint8 (64, 96, 96, 4)
 
 from __future__ import annotations
 
-__all__ = ["SpriteGenerator"]
+__all__ = ["ModelError", "SpriteGenerator"]
 
 
 def __getattr__(name: str):
     # lazy, so that `dcgan.serve.latent` (which training imports) does not pull in onnxruntime
-    if name == "SpriteGenerator":
-        from .generator import SpriteGenerator
+    if name in __all__:
+        from . import generator
 
-        return SpriteGenerator
+        return getattr(generator, name)
     raise AttributeError(name)

@@ -3,58 +3,18 @@ dcgan.serve.SpriteGenerator and dcgan.serve.writer."""
 
 from __future__ import annotations
 
-import os
-import re
+import contextlib
 import sys
-import time
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .images import reduce_colours, save_atomic, scaled_sheet
+from .seeds import MAX_SEED, Seeds, parse_seeds, parse_walk, seed_range
 from .signals import StopRequest, stop_on_signals
-from .writer import SpriteWriter, existing_seeds, sprite_name
+from .writer import FolderError, SampleError, sample_to_folder
 
 MAX_SHEET = 1024  # sprites in one --sheet picture (32 x 32 of them is already 3,000 px wide)
-
-
-class Seeds:
-    """A union of seed ranges that never materialises the whole list: `0-63,100,200-209`."""
-
-    def __init__(self, ranges: list[range]):
-        self.ranges = ranges
-
-    def __iter__(self):
-        for r in self.ranges:
-            yield from r
-
-    def __len__(self) -> int:
-        return sum(len(r) for r in self.ranges)
-
-    def __contains__(self, seed: int) -> bool:
-        return any(seed in r for r in self.ranges)
-
-    def __str__(self) -> str:
-        return ",".join(f"{r.start}" if len(r) == 1 else f"{r.start}-{r.stop - 1}" for r in self.ranges)
-
-
-def parse_seeds(text: str) -> Seeds:
-    """ "0-63,100,200-209" -> Seeds; ValueError says what is wrong with it."""
-    ranges = []
-    for part in str(text).replace(" ", "").split(","):
-        m = re.fullmatch(r"(\d{1,18})(?:-(\d{1,18}))?", part)
-        if not m:
-            raise ValueError(f"{part!r} is not a seed or a range like 0-63 (in {text!r})")
-        start, stop = int(m.group(1)), int(m.group(2) or m.group(1))
-        if stop < start:
-            raise ValueError(f"range {part!r} runs backwards")
-        ranges.append(range(start, stop + 1))
-    ordered = sorted(ranges, key=lambda r: r.start)
-    for a, b in zip(ordered, ordered[1:], strict=False):
-        if b.start < a.stop:
-            raise ValueError(f"seeds {a.start}-{a.stop - 1} and {b.start}-{b.stop - 1} overlap")
-    return Seeds(ranges)
 
 
 class SeedList(click.ParamType):
@@ -75,18 +35,16 @@ class WalkSeeds(click.ParamType):
     def convert(self, value, param, ctx) -> list[int]:
         if isinstance(value, list):
             return value
-        parts = str(value).replace(" ", "").split(",")
-        if not all(re.fullmatch(r"\d+", p) for p in parts):
-            self.fail(f"{value!r} is not a list of seeds like 3,17,42", param, ctx)
-        if len(parts) < 2:
-            self.fail("a walk needs at least two seeds, like 3,17", param, ctx)
-        return [int(p) for p in parts]
+        try:
+            return parse_walk(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("-n", "count", type=click.IntRange(min=1), default=None, help="How many sprites: seeds S .. S+N-1.")
-@click.option("--seed", "first_seed", type=click.IntRange(min=0), default=0, help="First seed, with -n.")
+@click.option("--seed", "first_seed", type=click.IntRange(0, MAX_SEED), default=0, help="First seed, with -n.")
 @click.option(
     "--seeds", type=SeedList(), default=None, help="Exactly these seeds, e.g. 0-63,100,200-209 (instead of -n)."
 )
@@ -105,8 +63,10 @@ class WalkSeeds(click.ParamType):
     help="Post-process: redraw each sprite in at most N colours of its own (median cut). Off: the model's pixels.",
 )
 @click.option("--sheet", is_flag=True, help=f"Also write sheet.png, a grid of every sprite made (up to {MAX_SHEET}).")
-@click.option("--scale", type=click.IntRange(min=1, max=16), default=1, help="Nearest-neighbour upscaling of the PNGs.")
-@click.option("--overwrite", is_flag=True, help="Replace existing sprite files (otherwise they are never touched).")
+@click.option("--scale", type=click.IntRange(min=1, max=16), default=1,
+              help="Nearest-neighbour upscaling of the sheet and the walk; sprite files stay 96x96.")  # fmt: skip
+@click.option("--overwrite", is_flag=True,
+              help="Replace existing files (otherwise only ones that hold the same sprite are accepted).")  # fmt: skip
 @click.option(
     "--walk",
     type=WalkSeeds(),
@@ -114,7 +74,7 @@ class WalkSeeds(click.ParamType):
     help="Walk through these seeds' latents and back to the first; OUT_DIR is then a .gif or .png file.",
 )
 @click.option("--frames", type=click.IntRange(min=1), default=24, help="Frames per step of a --walk.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notices; errors still print.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something goes wrong.")
 def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads, fp16, soft_alpha, colours, sheet,
          scale, overwrite, walk, frames, quiet) -> None:  # fmt: skip
     """Write sprites as 96x96 RGBA PNGs named by seed (seed000042.png) into OUT_DIR.
@@ -147,86 +107,52 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
                                        ("--soft-alpha", soft_alpha), ("--colours", colours)) if on]  # fmt: skip
         if given:
             raise click.UsageError(f"--walk makes one picture from its own seeds; {', '.join(given)} cannot go with it")
-        write_walk(walk, frames, out_dir, scale, overwrite, open_generator, batch_size)
+        write_walk(walk, frames, out_dir, scale, overwrite, open_generator, batch_size, quiet)
         return
     if seeds is not None and count is not None:
         raise click.UsageError("give either -n (with --seed) or --seeds, not both")
     if seeds is None:
         if count is None:
             raise click.UsageError("say how many sprites: -n N (seeds from --seed), or --seeds 0-63,100")
-        seeds = Seeds([range(first_seed, first_seed + count)])
+        try:
+            seeds = seed_range(first_seed, count)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="-n") from err
     if sheet and len(seeds) > MAX_SHEET:
         raise click.BadParameter(f"a sheet holds at most {MAX_SHEET} sprites, not {len(seeds)}", param_hint="--sheet")
     if out_dir.exists() and not out_dir.is_dir():
         raise click.BadParameter(f"{out_dir} is a file, not a folder", param_hint="OUT_DIR")
-    if not overwrite:
-        clash = sorted(s for s in existing_seeds(out_dir) if s in seeds)
-        if sheet and (out_dir / "sheet.png").exists():
-            clash.append("sheet.png")
-        if clash:
-            first = sprite_name(clash[0]) if isinstance(clash[0], int) else clash[0]
-            raise click.ClickException(
-                f"{out_dir} already has {len(clash)} of these files ({first}, ...); nothing was written. "
-                "Pass --overwrite to replace them, or choose another folder"
-            )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise click.BadParameter(f"cannot create {out_dir}: {err.strerror}", param_hint="OUT_DIR") from err
-    probe = out_dir / f".write-test-{os.getpid()}"
-    try:  # fail before generating anything, not after the first batch
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise click.BadParameter(f"cannot write into {out_dir}: {err.strerror}", param_hint="OUT_DIR") from err
 
-    gen = open_generator(soft_alpha=soft_alpha, batch_size=batch_size)
-
-    kept = [] if sheet else None
-    started = time.perf_counter()
-    writer = SpriteWriter(out_dir, overwrite=overwrite, scale=scale)
+    gen = open_generator(soft_alpha=soft_alpha, batch_size=batch_size)  # a bad model: before any folder is made
     show_bar = not quiet and len(seeds) > batch_size and sys.stderr.isatty()
     bar = click.progressbar(length=len(seeds), label="sprites", hidden=not show_bar, file=sys.stderr)
     stop = StopRequest()
     try:
-        with stop_on_signals(stop, "finishing the sprites in hand, then stopping"), writer, bar:
-            for chunk, sprites in gen.batches(seeds):
-                if stop.is_set():
-                    break
-                if colours:
-                    sprites = reduce_colours(sprites, colours)
-                writer.submit(chunk, sprites)
-                if kept is not None:
-                    kept.append(sprites)
-                bar.update(len(chunk))
-        if stop.is_set():
-            click.echo(
-                f"Interrupted: {writer.written} complete sprites in {out_dir}, no partial file. To finish, run the "
-                "same command with --overwrite (a seed always makes the same sprite).",
-                err=True,
-            )
-            raise click.exceptions.Exit(stop.exit_code)
-        if kept is not None:
-            save_atomic(scaled_sheet(np.concatenate(kept), scale), out_dir / "sheet.png")
-    except FileExistsError as err:  # another process published that sprite between our check and our write
-        raise click.ClickException(
-            f"{Path(err.filename).name} appeared in {out_dir} while writing (another dcgan-sample "
-            f"into the same folder?); it was kept. {writer.written} complete sprites written"
-        ) from err
-    except OSError as err:
-        what = f"{err.strerror or err}" + (f" ({err.filename})" if getattr(err, "filename", None) else "")
-        raise click.ClickException(
-            f"writing to {out_dir} failed after {writer.written} complete sprites: {what}; every file there is complete"
-        ) from err
-    seconds = time.perf_counter() - started
-    model_name = gen.info.path.name if model is not None else f"shipped {gen.info.path.name}"
-    click.echo(
-        f"{writer.written} sprites in {out_dir} ({writer.written / seconds:.0f} sprites/s) on {gen.provider}, "
-        f"model {model_name}"
-    )
+        with stop_on_signals(stop, "finishing the sprites in hand, then stopping"), bar:
+            done = sample_to_folder(gen, seeds, out_dir, overwrite=overwrite, colours=colours, sheet=sheet,
+                                    sheet_scale=scale, stop=stop, progress=bar.update)  # fmt: skip
+    except FolderError as err:
+        raise click.BadParameter(str(err), param_hint="OUT_DIR") from err
+    except SampleError as err:
+        raise click.ClickException(str(err)) from err
+    if done.interrupted:
+        click.echo(
+            f"Interrupted: {done.written} complete sprites in {out_dir}, no partial file. To finish, run the "
+            "same command again (a seed always makes the same sprite; files already there are kept).",
+            err=True,
+        )
+        raise click.exceptions.Exit(stop.exit_code)
+    if not quiet:
+        model_name = gen.info.path.name if model is not None else f"shipped {gen.info.path.name}"
+        kept = f", {done.kept} already there" if done.kept else ""
+        click.echo(
+            f"{done.written} sprites in {out_dir}{kept} ({len(seeds) / done.seconds:.0f} sprites/s) on "
+            f"{gen.provider}, model {model_name}" + (", and sheet.png" if sheet else "")
+        )
 
 
-def write_walk(seeds: list[int], frames: int, out: Path, scale: int, overwrite: bool, open_generator, batch_size: int):
+def write_walk(seeds: list[int], frames: int, out: Path, scale: int, overwrite: bool, open_generator, batch_size: int,
+               quiet: bool = False):  # fmt: skip
     """dcgan-sample --walk: the frames of a closed walk through `seeds`, as one GIF or PNG strip at `out`."""
     from .walk import MAX_FRAMES, save_walk, walk_latents
 
@@ -244,9 +170,14 @@ def write_walk(seeds: list[int], frames: int, out: Path, scale: int, overwrite: 
     gen = open_generator(batch_size=batch_size)
     z = walk_latents(seeds, frames, gen.info.nz)
     sprites = np.concatenate([gen.from_latents(z[i : i + batch_size]) for i in range(0, len(z), batch_size)])
+    created = not out.parent.exists()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         save_walk(sprites, out, scale=scale)
     except OSError as err:
+        if created:
+            with contextlib.suppress(OSError):
+                out.parent.rmdir()  # no new empty folder left behind
         raise click.ClickException(f"writing {out} failed: {err.strerror or err}; nothing was written") from err
-    click.echo(f"{len(sprites)} frames through seeds {', '.join(map(str, seeds))} and back, in {out}")
+    if not quiet:
+        click.echo(f"{len(sprites)} frames through seeds {', '.join(map(str, seeds))} and back, in {out}")

@@ -6,6 +6,7 @@ Export writes files that follow it, the sampler reads them by it, and apps that 
 
 from __future__ import annotations
 
+import hashlib
 from importlib import metadata
 
 import numpy as np
@@ -45,7 +46,14 @@ META_KEYS = (
     "data_fingerprint",
     "package_version",
     "exported",  # ISO 8601, UTC
+    "sha256",  # DIGEST: the file's own digest, checked by the loader
 )
+# sha256 of the ONNX file as written with this value set to 64 zeros: it covers every byte but itself (weights, graph
+# and the other metadata), so the loader checks a file in one pass over it, before onnxruntime parses anything.
+DIGEST = META_PREFIX + "sha256"
+# The digest's metadata entry as the protobuf encoder writes it: the key (field 1) and then a 64-byte value (field 2).
+_DIGEST_ENTRY = b"\x0a" + bytes([len(DIGEST)]) + DIGEST.encode() + b"\x12\x40"
+_ZEROS = b"0" * 64
 TORCHSCRIPT_EXTRA_FILE = "dcgan.json"
 
 
@@ -66,6 +74,29 @@ def finish_sprites(image: np.ndarray, hard_alpha: bool = True) -> np.ndarray:
     rgb = levels[:, :3] * opaque
     alpha = opaque * np.float32(255)
     return np.concatenate([rgb, alpha], axis=1).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def file_digest(data: bytes) -> tuple[str, str] | None:
+    """(recorded, actual) sha256 of an ONNX file's bytes, or None where it records no digest (files exported before
+    there was one)."""
+    at = data.rfind(_DIGEST_ENTRY)
+    if at < 0:
+        return None
+    start = at + len(_DIGEST_ENTRY)
+    view = memoryview(data)
+    h = hashlib.sha256(view[:start])
+    h.update(_ZEROS)
+    h.update(view[start + 64 :])
+    return bytes(view[start : start + 64]).decode("ascii", "replace"), h.hexdigest()
+
+
+def stamp_digest(data: bytes) -> bytes:
+    """An ONNX file's bytes, serialised with DIGEST set to 64 zeros, with the digest written in its place."""
+    placeholder = _DIGEST_ENTRY + _ZEROS
+    if data.count(placeholder) != 1:
+        raise ValueError(f"the model must hold {DIGEST} = 64 zeros exactly once to be stamped")
+    digest = hashlib.sha256(data).hexdigest().encode()
+    return data.replace(placeholder, _DIGEST_ENTRY + digest)
 
 
 def package_version() -> str:

@@ -13,17 +13,17 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf, NoSuchFile
 
-from .contract import FILES, INPUT, META_PREFIX, OUTPUT_IMAGE, OUTPUT_SPRITE, finish_sprites
+from .contract import DIGEST, FILES, INPUT, META_PREFIX, OUTPUT_IMAGE, OUTPUT_SPRITE, file_digest, finish_sprites
 from .latent import latents
-from .runtime import Session, open_session
+from .runtime import ORT_ERRORS, Session, open_session
 
 SHIPPED = Path(__file__).parent / "models"  # the default model, installed with the package
 
 
 class ModelError(ValueError):
-    """The model argument does not name a usable generator; the message says what was expected."""
+    """The model argument does not name a usable generator: missing, unreadable, damaged (its digest does not match),
+    not ONNX, or not a generator. The message is one line, names the file and says what was expected."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,24 @@ def resolve_model(model: str | Path | None, fp16: bool = False, soft_alpha: bool
     raise ModelError(f"{folder} has no {names}; export one with dcgan-export RUN_DIR --onnx")
 
 
+def read_model(path: Path) -> bytes:
+    """The bytes of the ONNX file at `path`, checked against the digest the exporter recorded in it (files from before
+    there was one carry none and are taken as they are); ModelError otherwise."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ModelError(f"{path} cannot be read: {err.strerror or err}") from err
+    if not data:
+        raise ModelError(f"{path} is empty, not an ONNX model")
+    digest = file_digest(data)
+    if digest is not None and digest[0] != digest[1]:
+        raise ModelError(
+            f"{path} is damaged: its bytes do not match the {DIGEST} recorded in it (a partial download or a bad "
+            "copy?); export or copy it again"
+        )
+    return data
+
+
 def inspect(session: Session, path: Path) -> ModelInfo:
     """Check that `session` runs a generator and read what it is; ModelError says what was expected."""
     inputs, outputs = session.session.get_inputs(), session.session.get_outputs()
@@ -77,7 +95,11 @@ def inspect(session: Session, path: Path) -> ModelInfo:
         kind, size = OUTPUT_SPRITE, shape[1]
     else:
         raise ModelError(f"{path} is not a sprite generator: {expected}; {got}")
-    meta = {k: v for k, v in session.session.get_modelmeta().custom_metadata_map.items() if k.startswith(META_PREFIX)}
+    try:
+        found = session.session.get_modelmeta().custom_metadata_map
+    except UnicodeDecodeError as err:  # text fields that are not UTF-8: damaged on the way
+        raise ModelError(f"{path} is damaged: its metadata is not valid text; export or copy it again") from err
+    meta = {k: v for k, v in found.items() if k.startswith(META_PREFIX)}
     notice = None
     if not meta:
         notice = (
@@ -99,19 +121,22 @@ class SpriteGenerator:
     model: an ONNX file, an export folder or a run folder; None for the shipped model.
     provider: "auto" (CUDA when it can run, else the CPU, with `notice` saying why), "cuda" or "cpu".
     fp16: use generator-fp16.onnx from the folder. soft_alpha: keep the raw alpha instead of 0/255.
-    threads: onnxruntime intra-op threads (None: one per physical core).
+    threads: onnxruntime intra-op threads (None: one per physical core). arena: onnxruntime's CPU memory arena, quick
+    for a batch job but it keeps its largest run's memory; a server turns it off.
     """
 
     def __init__(self, model=None, provider: str = "auto", fp16: bool = False, soft_alpha: bool = False,
-                 threads: int | None = None, batch_size: int = 64):  # fmt: skip
+                 threads: int | None = None, batch_size: int = 64, arena: bool = True):  # fmt: skip
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         path = resolve_model(model, fp16=fp16, soft_alpha=soft_alpha)
+        data = read_model(path)
         try:
-            self.session = open_session(path, provider, threads)
-        except (Fail, InvalidGraph, InvalidProtobuf, NoSuchFile) as err:
+            self.session = open_session(data, provider, threads, arena)
+        except (*ORT_ERRORS, UnicodeDecodeError) as err:  # a file onnxruntime cannot parse or run
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelError(f"{path} is not a loadable ONNX model ({first[:200]})") from err
+        del data
         self.info = inspect(self.session, path)
         if soft_alpha and self.info.output == OUTPUT_SPRITE:
             raise ModelError(f"{path.name} has hard alpha built in; use generator.onnx for soft alpha")

@@ -47,10 +47,10 @@ def sheet(
     rows = max(1, math.ceil(n / columns))
     canvas = np.empty((rows * (h + padding) + padding, columns * (w + padding) + padding, 3), np.uint8)
     canvas[:] = 255  # white gutters separate the cells from the grey background
-    for i, tile in enumerate(composite(sprites, background)):
+    for i in range(n):  # a tile at a time: float copies of a whole 1,024-sprite sheet would take 0.4 GB
         r, c = divmod(i, columns)
         y, x = padding + r * (h + padding), padding + c * (w + padding)
-        canvas[y : y + h, x : x + w] = tile
+        canvas[y : y + h, x : x + w] = composite(sprites[i : i + 1], background)[0]
     return Image.fromarray(canvas, "RGB")
 
 

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as _state
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -23,6 +24,10 @@ CPU = "CPUExecutionProvider"
 # pixel. fp32 on CUDA means fp32 here; the fp16 file is the fast one. (use_tf32: onnxruntime >= 1.18.)
 CUDA_OPTIONS = {"use_tf32": "0"}
 PROVIDERS = ("auto", "cuda", "cpu")
+
+
+# onnxruntime's own exceptions (InvalidProtobuf, InvalidArgument, Fail, ...), which derive from Exception alone
+ORT_ERRORS = tuple(e for e in vars(_state).values() if isinstance(e, type) and issubclass(e, Exception))
 
 
 class ProviderError(RuntimeError):
@@ -120,38 +125,57 @@ def cuda_problem() -> str | None:
     return None
 
 
-def session_options(threads: int | None) -> ort.SessionOptions:
+def session_options(threads: int | None, arena: bool = True) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per physical core
     # no busy-waiting between runs, so the cores go to the PNG encoder: end to end 230 against 217 sprites/s
     # (1024 sprites, width 64, 2 cores), though a bare session runs ~10% faster with it
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
+    # the CPU arena's blocks grow to the largest batch the process ran and are never given back: right for a batch
+    # job, not for a server, whose memory must come back after a burst (benchmarks/serve_speed.py)
+    options.enable_cpu_mem_arena = arena
+    options.log_severity_level = 3  # errors only: a provider that cannot load is reported by its caller
     return options
 
 
-def open_session(model: Path, provider: str = "auto", threads: int | None = None) -> Session:
-    """A session for `model` on `provider` ("auto", "cuda" or "cpu"). Raises ProviderError for "cuda"
-    where CUDA cannot run; "auto" falls back to the CPU with a notice saying why, where there was a GPU to miss."""
+def make_session(model: Path | bytes, provider: str, threads: int | None = None,
+                 arena: bool = True) -> ort.InferenceSession | None:  # fmt: skip
+    """The one place an onnxruntime session is made: `model` (a file or its bytes) on exactly `provider` ("cpu" or
+    "cuda", float32 without TF32 there), or None where that provider does not come up. `arena`: onnxruntime's CPU
+    memory arena, which keeps the largest run's memory for the session's life."""
+    wanted = {"cpu": CPU, "cuda": CUDA}[provider]
+    if wanted not in ort.get_available_providers():
+        return None
+    source = model if isinstance(model, bytes) else str(model)
+    providers = [(CUDA, CUDA_OPTIONS)] if provider == "cuda" else [CPU]
+    if provider == "cuda":
+        ort.set_default_logger_severity(4)  # a provider that fails to load is reported by the None, once
+    try:
+        session = ort.InferenceSession(source, session_options(threads, arena), providers=providers)
+    finally:
+        ort.set_default_logger_severity(2)
+    return session if session.get_providers()[0] == wanted else None
+
+
+def open_session(model: Path | bytes, provider: str = "auto", threads: int | None = None,
+                 arena: bool = True) -> Session:  # fmt: skip
+    """A session for `model` (a file or its bytes) on `provider` ("auto", "cuda" or "cpu"). Raises ProviderError for
+    "cuda" where CUDA cannot run; "auto" falls back to the CPU with a notice saying why, where there was a GPU to miss.
+    onnxruntime's own errors (a file it cannot parse, say) pass through."""
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
-    options = session_options(threads)
     notice = None
     # "auto" on an onnxruntime without CUDA support, or on a machine with no NVIDIA driver at all, is simply the
     # CPU: nothing fell back. A driver with CUDA that still cannot run is what a user needs told.
     if provider == "cuda" or (provider == "auto" and CUDA in ort.get_available_providers() and nvidia_driver()):
         problem = cuda_problem()
         if problem is None:
-            ort.set_default_logger_severity(4)  # a provider that fails to load is reported below, once
-            try:
-                session = ort.InferenceSession(str(model), options, providers=[(CUDA, CUDA_OPTIONS), CPU])
-            finally:
-                ort.set_default_logger_severity(2)
-            if session.get_providers()[0] == CUDA:
+            session = make_session(model, "cuda", threads, arena)
+            if session is not None:
                 return Session(session, CUDA)
             problem = "onnxruntime's CUDA provider did not load (driver, CUDA and cuDNN must match its build)"
         if provider == "cuda":
             raise ProviderError(f"--provider cuda: {problem}")
         notice = f"running on the CPU: {problem}"
-    session = ort.InferenceSession(str(model), options, providers=[CPU])
+    session = make_session(model, "cpu", threads, arena)
     return Session(session, session.get_providers()[0], notice)

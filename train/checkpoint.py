@@ -3,7 +3,6 @@ generator rebuilt from one, as export and evaluation use it."""
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 
 from dcgan.serve.contract import package_version
+from dcgan.serve.files import write_atomic
 
 from .config import ModelConfig, TrainConfig, retire
 from .model import Generator
@@ -34,16 +34,12 @@ def save_checkpoint(state: dict, path: Path) -> None:
 
     A crash (even SIGKILL) mid-write leaves the previous checkpoint untouched.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+
+    def save(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomic(Path(path), save, durable=True)
 
 
 def load_checkpoint(path: str | Path) -> dict:

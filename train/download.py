@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from dcgan.serve.files import write_text_atomic
+from dcgan.serve.files import write_bytes_atomic, write_text_atomic
 
 POKEAPI_BASE_URL = "https://raw.githubusercontent.com/PokeAPI/sprites/master/sprites/pokemon/"
 POKEAPI_IDS = range(1, 1026)
@@ -54,9 +54,7 @@ def _fetch(url: str, dest: Path, retries: int, backoff: float, timeout: float) -
                 data = response.read()
             if not data.startswith(b"\x89PNG"):
                 raise DownloadError(f"{url} did not return a PNG (a proxy or login page in the way?)")
-            tmp = dest.with_name(dest.name + ".part")
-            tmp.write_bytes(data)
-            os.replace(tmp, dest)
+            write_bytes_atomic(dest, data)
             return True
         except urllib.error.HTTPError as err:
             if err.code == 404:
@@ -102,7 +100,7 @@ def fetch_pokeapi_sprites(
         raise DownloadError(
             f"cannot create the cache folder {cache_dir} ({err.strerror}); set DCGAN_CACHE_DIR"
         ) from err
-    for stale in cache_dir.glob("*.part"):
+    for stale in [*cache_dir.glob(".*.tmp"), *cache_dir.glob("*.part")]:  # a killed download's, any version's
         stale.unlink()
     todo = [i for i in ids if not (cache_dir / f"{i}.png").is_file()]
     missing: list[int] = []

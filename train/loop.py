@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import threading
 import time
 from contextlib import nullcontext
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dcgan.serve.files import link_atomic
 from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
 
@@ -396,13 +395,7 @@ def fit(
 
 def _link(src: Path, dest: Path) -> None:
     """dest becomes another name for src's current file (no copy: the next save of src is a new file)."""
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:  # a filesystem without hard links
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
+    link_atomic(src, dest)
 
 
 def _describe(stats: dict, rate: float) -> str:

@@ -90,7 +90,8 @@ def test_save_helpers_write_complete_files_and_keep_existing_ones(tiny_export, t
     paths = save_sprites(sprites, [4, 9], tmp_path / "out")
     assert [p.name for p in paths] == ["seed000004.png", "seed000009.png"]
     np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), sprites[1])
+    save_sprites(sprites[:1], [4], tmp_path / "out")  # the same sprite again: the file is kept, nothing to refuse
     with pytest.raises(FileExistsError):
-        save_sprites(sprites[:1], [4], tmp_path / "out")
+        save_sprites(sprites[1:], [4], tmp_path / "out")  # another sprite under seed 4's name: refused
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["seed000004.png", "seed000009.png"]
     assert sheet(sprites).size == (2 * 98 + 2, 98 + 2)

@@ -53,12 +53,24 @@ def test_existing_sprites_are_refused_unless_overwrite(tiny_export, tmp_path):
     assert sample("--seeds", "10-11", "--model", tiny_export, out).exit_code == 0  # other seeds: no clash
 
 
-def test_sheet_and_scale(tiny_export, tmp_path):
-    result = sample("-n", 6, "--sheet", "--scale", 2, "--model", tiny_export, tmp_path / "out")
+def test_scale_enlarges_the_sheet_and_sprite_files_stay_the_model_s_pixels(tiny_export, tmp_path):
+    out = tmp_path / "out"
+    assert sample("-n", 6, "--model", tiny_export, out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = sample("-n", 6, "--sheet", "--scale", 2, "--model", tiny_export, out)  # added after the first run
     assert result.exit_code == 0, result.output
-    assert Image.open(tmp_path / "out" / "seed000000.png").size == (192, 192)
-    sheet = Image.open(tmp_path / "out" / "sheet.png")
+    assert "0 sprites in" in result.output and "6 already there" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "sheet.png"} == before  # untouched, 96x96
+    assert Image.open(out / "seed000000.png").size == (96, 96)
+    sheet = Image.open(out / "sheet.png")
     assert sheet.size == (2 * (3 * 98 + 2), 2 * (2 * 98 + 2))  # 6 sprites: 3 columns, 2 rows, x2
+
+
+def test_quiet_prints_nothing_on_success(tiny_export, tmp_path):
+    for args in (["-n", 3], ["--walk", "1,2", "--frames", 2]):
+        out = tmp_path / ("walk.gif" if "--walk" in args else "out")
+        result = sample(*args, "-q", "--model", tiny_export, out)
+        assert result.exit_code == 0 and out.exists() and result.output == ""
 
 
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers() and runtime.cuda_problem() is None,
@@ -141,4 +153,4 @@ def test_cuda_sessions_compute_fp32_without_tf32(monkeypatch, session_requests, 
     """onnxruntime's CUDA provider defaults to TF32 convolutions (about 1e-3 off): the sampler turns that off."""
     monkeypatch.setattr(runtime, "cuda_problem", lambda: None)
     assert runtime.open_session(tiny_export / "generator.onnx", "cuda").on_cuda
-    assert session_requests == [[(runtime.CUDA, {"use_tf32": "0"}), runtime.CPU]]
+    assert session_requests == [[(runtime.CUDA, {"use_tf32": "0"})]]

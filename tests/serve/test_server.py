@@ -1,5 +1,6 @@
 """dcgan-serve as a user runs it: a real server on 127.0.0.1, port 0, and a real HTTP client."""
 
+import html
 import json
 import re
 import signal
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tiny_export):
-    cmd = [sys.executable, "-m", "dcgan.serve.server", "--model", str(tiny_export), "--port", "0", "--max-batch", "100",
+    cmd = [sys.executable, "-m", "dcgan.serve.server", "--model", str(tiny_export), "--port", "0", "--max-batch", "256",
            "-q"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -83,7 +84,8 @@ def test_health_names_the_model_its_metadata_and_provider(server, tiny_export):
     status, ctype, body = get(base, "/health")
     report = json.loads(body)
     assert (status, ctype) == (200, "application/json")
-    assert report["model"] == str(tiny_export / "generator-rgba8.onnx") and report["provider"] == "CPUExecutionProvider"
+    assert report["model"] == "generator-rgba8.onnx" and report["provider"] == "CPUExecutionProvider"
+    assert str(tiny_export) not in body.decode()  # no install path
     assert report["metadata"]["dcgan.nz"] == "100" and report["package_version"]
 
 
@@ -92,9 +94,15 @@ def test_the_page_shows_a_sheet_a_seed_box_and_the_next_64_without_javascript(se
     status, ctype, body = get(base, "/?start=64")
     page = body.decode()
     assert status == 200 and ctype.startswith("text/html") and "<script" not in page
-    assert '<img src="/sheet.png?seeds=64-127&amp;scale=2"' in page
-    assert 'name="start"' in page and 'href="/?start=128"' in page
-    assert get(base, "/sheet.png?seeds=64-127&scale=2")[0] == 200  # what the page shows is there
+    src = re.search(r'<img src="(/sheet.png\?seeds=64-127&amp;scale=2)"', page)
+    assert src and 'name="start"' in page and 'href="/?start=128"' in page
+    assert get(base, html.unescape(src.group(1)))[0] == 200  # what the page shows is there
+
+
+def test_a_request_at_the_budget_is_served(server):
+    base, _ = server
+    assert get(base, "/sheet.png?seeds=0-63&scale=2")[0] == 200  # 64 x 2^2 = 256, the fixture's --max-batch
+    assert get(base, "/walk.gif?from=3&to=17&frames=32")[0] == 200  # 4 x 64 frames = 256
 
 
 @pytest.mark.parametrize(
@@ -102,7 +110,11 @@ def test_the_page_shows_a_sheet_a_seed_box_and_the_next_64_without_javascript(se
     [
         ("/sprite/x.png", "whole-number seed"),
         ("/sheet.png?seeds=5-2", "runs backwards"),
-        ("/sheet.png?seeds=0-100", "--max-batch 100"),
+        ("/sheet.png?seeds=0-256", "costs 257; this server's limit is 256 (--max-batch)"),
+        ("/sheet.png?seeds=0-64&scale=2", "costs 260; this server's limit is 256"),
+        ("/walk.gif?from=3&to=17&frames=33", "costs 264; this server's limit is 256"),  # 4 x 66 frames
+        ("/sheet.png?seeds=0-3&seeds=5", "seeds is given 2 times"),
+        ("/sprite/1000000000000000000.png", "from 0 to 999999999999999999"),
         ("/sheet.png?seeds=0-3&scale=9", "scale must be between 1 and 8"),
         ("/walk.gif?from=3&to=17&frames=129", "frames must be between 1 and 128"),
         ("/walk.gif?from=3", "to is missing"),
@@ -135,14 +147,18 @@ def test_unknown_routes_and_paths_are_404_and_read_no_file(server):
         assert status in (400, 404) and b"[project]" not in body and b"root:" not in body
 
 
-def test_64_concurrent_requests_share_one_session_and_all_come_back_right(server, tiny_export, tmp_path):
+def test_concurrent_sprites_run_in_shared_batches_and_each_is_dcgan_sample_s_file(server, tiny_export, tmp_path):
     base, _ = server
-    seeds = list(range(100, 164))
-    sample("--seeds", "100-163", "--model", tiny_export, "-q", tmp_path / "out")
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    seeds = list(range(100, 356))
+    sample("--seeds", "100-355", "--model", tiny_export, "-q", tmp_path / "out")
+    before = json.loads(get(base, "/health")[2])["batching"]
+    with ThreadPoolExecutor(max_workers=32) as pool:
         answers = list(pool.map(lambda s: get(base, f"/sprite/{s}.png"), seeds))
     for seed, (status, _, body) in zip(seeds, answers, strict=True):
         assert status == 200 and body == (tmp_path / "out" / f"seed{seed:06d}.png").read_bytes(), seed
+    after = json.loads(get(base, "/health")[2])["batching"]
+    sprites, batches = after["sprites"] - before["sprites"], after["batches"] - before["batches"]
+    assert sprites == len(seeds) and batches < sprites  # some requests were joined into one batch
 
 
 def test_sigterm_stops_it_cleanly(tiny_export):
@@ -188,24 +204,27 @@ def test_the_browser_page_is_served_from_memory_with_the_server_s_own_rgba8_mode
     gen = SpriteGenerator(tiny_export, provider="cpu")
     app = App(gen, browser=load_page(fake_page(tmp_path / "page"), gen.info.path))
     (tmp_path / "page" / "index.html").write_text("changed after start")  # read once, at start
-    assert app.route("/browser/") == (200, "text/html; charset=utf-8", b"contents of index.html")
-    assert app.route("/browser/latent.js")[1] == "text/javascript; charset=utf-8"
-    wasm = "/browser/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm"
-    assert app.route(wasm)[:2] == (200, "application/wasm")  # the type WebAssembly.instantiateStreaming needs
-    assert app.route("/browser/generator-rgba8.onnx")[2] == (tiny_export / "generator-rgba8.onnx").read_bytes()
-    assert b'href="/browser/"' in app.route("/")[2]  # the page without JavaScript links to it
+    index = app.route("/browser/")
+    assert (index.status, index.type, index.body) == (200, "text/html; charset=utf-8", b"contents of index.html")
+    assert app.route("/browser/latent.js").type == "text/javascript; charset=utf-8"
+    wasm = app.route("/browser/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm")
+    assert (wasm.status, wasm.type) == (200, "application/wasm")  # the type WebAssembly.instantiateStreaming needs
+    assert app.route("/browser/generator-rgba8.onnx").body == (tiny_export / "generator-rgba8.onnx").read_bytes()
+    assert b'href="/browser/"' in app.route("/").body  # the page without JavaScript links to it
     (tmp_path / "page" / "secret.txt").write_text("not on the list")
-    for path in ("/browser/secret.txt", "/browser/../pyproject.toml", "/browser/node_modules/", "/browser"):
-        assert app.route(path)[0] == 404, path
+    for path in ("/browser/secret.txt", "/browser/../pyproject.toml", "/browser/node_modules/", "/browserx"):
+        assert app.route(path).status == 404, path
+    moved = app.route("/browser?seeds=0-7")
+    assert (moved.status, moved.headers["Location"]) == (301, "/browser/?seeds=0-7")
 
 
 def test_without_browser_the_page_is_a_404_that_says_how_to_serve_it(tiny_export):
     from dcgan.serve.server import App
 
     app = App(SpriteGenerator(tiny_export, provider="cpu"))
-    status, _, body = app.route("/browser/")
-    assert status == 404 and "--browser examples/browser" in json.loads(body)["error"]
-    assert b"/browser/" not in app.route("/")[2]
+    response = app.route("/browser/")
+    assert response.status == 404 and "--browser examples/browser" in json.loads(response.body)["error"]
+    assert b"/browser/" not in app.route("/").body
 
 
 @pytest.mark.parametrize(

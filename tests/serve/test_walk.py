@@ -44,7 +44,7 @@ def test_a_walk_starts_each_step_on_its_seed_and_closes_the_loop():
 def test_walk_gif_loops_with_hard_alpha_and_the_strip_holds_the_sprites_themselves(tiny_export, tmp_path):
     gif, strip = tmp_path / "walk.gif", tmp_path / "walk.png"
     assert sample("--walk", "3,17", "--frames", 4, "--model", tiny_export, "-q", gif).exit_code == 0
-    result = sample("--walk", "3,17", "--frames", 4, "--model", tiny_export, "-q", strip)
+    result = sample("--walk", "3,17", "--frames", 4, "--model", tiny_export, strip)
     assert result.exit_code == 0 and "8 frames through seeds 3, 17 and back" in result.output
     gen = SpriteGenerator(tiny_export, provider="cpu")
     frames = gen.from_latents(walk_latents([3, 17], 4, gen.info.nz))
