@@ -41,7 +41,7 @@ def check_new_run_dir(path: Path) -> None:
     type=click.Path(path_type=Path),
     default=None,
     show_default=False,
-    help="Folder of sprites. Default: PokeAPI's, fetched once.",
+    help="Sprite folder. Default: PokeAPI's, fetched.",
 )
 @click.option(
     "--all-frames",
@@ -67,11 +67,11 @@ def check_new_run_dir(path: Path) -> None:
     type=click.IntRange(min=1),
     default=None,
     show_default=False,
-    help=f"Total epochs. Default: {T.epochs}, or the resumed run's target.",
+    help=f"Default: {T.epochs}, or the resumed run's.",
 )
 @click.option("--batch-size", type=click.IntRange(min=2), default=T.batch_size)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=T.lr, help="Adam learning rate.")
-@click.option("--seed", type=int, default=T.seed, help="Seeds init, order, augmentation.")
+@click.option("--seed", type=int, default=T.seed, help="Random seed.")
 @click.option("--nz", type=click.IntRange(min=1), default=M.nz, help="Latent size.")
 @click.option(
     "--generator",
@@ -88,7 +88,7 @@ def check_new_run_dir(path: Path) -> None:
 )
 @click.option("--ndf", type=click.IntRange(min=1), default=M.ndf, help="Discriminator width.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
-@click.option("--amp/--no-amp", default=T.amp, help="bf16 where native; mixed on CUDA.")
+@click.option("--amp/--no-amp", default=T.amp, help="Mixed precision where fast.")
 @click.option("--channels-last/--no-channels-last", default=T.channels_last, help="Memory format.")
 @click.option("--flip/--no-flip", default=T.flip, help="Random left-right flips.")
 @click.option("--sample-every", type=click.IntRange(min=1), default=T.sample_every, help="Epochs between grids.")
@@ -104,13 +104,12 @@ def check_new_run_dir(path: Path) -> None:
     default=T.loss,
     help="bce: the DCGAN paper's.",
 )
-@click.option("--gp-weight", type=click.FloatRange(min=0), default=T.gp_weight, help="Penalty weight of wgan-gp.")
-@click.option("--r1", type=click.FloatRange(min=0), default=T.r1, help="R1 penalty weight; 0: off.")
+@click.option("--gp-weight", type=click.FloatRange(min=0), default=T.gp_weight, help="wgan-gp's penalty.")
 @click.option(
     "--d-norm",
     type=click.Choice(D_NORMS),
     default=M.d_norm,
-    help="wgan-gp needs spectral or none.",
+    help="wgan-gp needs none.",
 )
 @click.option("--diffaugment", default=T.diffaugment, help="DiffAugment policy; '' for none.")
 @click.option(
@@ -129,8 +128,8 @@ def check_new_run_dir(path: Path) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="One line per epoch, no progress bars.")
 @click.pass_context
 def main(ctx: click.Context, resume, out, all_frames, data, epochs, device, stop_on_collapse, quiet, **settings):
-    """Train a DCGAN on a folder of sprites. The defaults are the shipped model's recipe; every epoch writes a
-    checkpoint and a grid of the same 64 seeds, checked for mode collapse.
+    """Train a DCGAN on a folder of sprites, by default with the shipped model's recipe. Each epoch writes a
+    checkpoint and a grid of 64 fixed seeds, watched for collapse.
 
     \b
     Examples:
@@ -138,7 +137,7 @@ def main(ctx: click.Context, resume, out, all_frames, data, epochs, device, stop
       dcgan-train --resume runs/demo --epochs 200   # continue to epoch 200
       dcgan-train --data sprites/ --preset article  # the article's DCGAN
 
-    Ctrl-C (or SIGTERM) saves a checkpoint and stops; --resume continues exactly where it stopped.
+    Ctrl-C saves a checkpoint and stops; --resume continues exactly there.
     """
     require_torch("dcgan-train")
     from . import jobs

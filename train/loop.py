@@ -1,4 +1,4 @@
-"""The training loop: DCGAN with the hinge, non-saturating BCE or WGAN-GP loss, resumable to the step.
+"""The training loop: DCGAN with the non-saturating BCE or the WGAN-GP loss, resumable to the step.
 
 Every random draw of training (epoch order, flips, noise) comes from one CPU torch.Generator whose state the
 checkpoint carries, together with the epoch's order and the position in it, so a run that is interrupted
@@ -71,8 +71,6 @@ def resolve_device(name: str) -> torch.device:
 
 def discriminator_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """Discriminator loss on raw scores (logits) of real and generated sprites; lower is better for D."""
-    if loss == "hinge":
-        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
     if loss == "bce":
         real = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
         return real + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
@@ -85,7 +83,7 @@ def generator_loss(loss: str, d_gen: torch.Tensor) -> torch.Tensor:
     """Generator loss on the discriminator's raw scores of generated sprites."""
     if loss == "bce":  # the non-saturating loss: fake -> 1
         return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-    if loss in ("hinge", "wgan-gp"):
+    if loss == "wgan-gp":
         return -d_gen.mean()
     raise ValueError(f"unknown loss {loss!r}")
 
@@ -212,16 +210,11 @@ class Trainer:
         with self.autocast():
             fake = self.G(z)
             real_in = augment(real)
-            if self.cfg.r1:
-                real_in = real_in.detach().requires_grad_(True)
             fake_in = augment(fake.detach())
             d_real, d_fake = self.D(real_in).float(), self.D(fake_in).float()
             loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake)
         if self.cfg.loss == "wgan-gp":
             loss_d = loss_d + self.cfg.gp_weight * self.gradient_penalty(real_in, fake_in)
-        if self.cfg.r1:
-            (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
-            loss_d = loss_d + self.cfg.r1 / 2 * grad.float().flatten(1).square().sum(dim=1).mean()
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)

@@ -2,10 +2,9 @@
 
 Strided (transposed) convolutions only, no pooling, no dense layers; batch norm everywhere except the
 generator's output and the discriminator's input; ReLU + tanh in the generator; LeakyReLU(0.2) in the
-discriminator, which returns logits (scores, for the hinge and Wasserstein losses). The discriminator's
-batch norm can be swapped for spectral norm, or left out for WGAN-GP (`ModelConfig.d_norm`); the shipped recipe
-keeps the paper's batch norm. The spatial path is 1 -> 6 -> 12 -> 24 -> 48 -> 96: one 6x6 projection then a
-doubling per stage, so 96 px comes out natively.
+discriminator, which returns logits (scores, for the Wasserstein loss too). The discriminator's batch norm can be
+left out for WGAN-GP (`ModelConfig.d_norm`); the shipped recipe keeps the paper's batch norm. The spatial path is
+1 -> 6 -> 12 -> 24 -> 48 -> 96: one 6x6 projection then a doubling per stage, so 96 px comes out natively.
 """
 
 from __future__ import annotations
@@ -147,27 +146,21 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        spectral = cfg.d_norm == "spectral"
-
-        def conv(c_in: int, c_out: int, *args) -> nn.Module:
-            layer = nn.Conv2d(c_in, c_out, *args, bias=False)
-            return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
-
         width = cfg.ndf
         layers: list[nn.Module] = [
             # ndf x 48 x 48; no batch norm on the input layer
-            conv(cfg.channels, width, 4, 2, 1),
+            nn.Conv2d(cfg.channels, width, 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         # (ndf*2) x 24 x 24 -> (ndf*4) x 12 x 12 -> (ndf*8) x 6 x 6
         for _ in range(cfg.stages - 1):
-            layers += [conv(width, width * 2, 4, 2, 1)]
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)]
             if cfg.d_norm == "batch":
                 layers += [nn.BatchNorm2d(width * 2)]
             layers += [nn.LeakyReLU(0.2, inplace=True)]
             width *= 2
         # 1 x 1 x 1: a convolution over the whole 6x6 map instead of a dense layer; logits, no sigmoid
-        layers.append(conv(width, 1, BASE_SIZE, 1, 0))
+        layers.append(nn.Conv2d(width, 1, BASE_SIZE, 1, 0, bias=False))
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,9 +173,7 @@ INIT_STD = 0.02  # the DCGAN paper's init: weights ~ N(0, 0.02)
 def init_weights(module: nn.Module) -> None:
     """DCGAN init: conv weights ~ N(0, 0.02); batch-norm gains ~ N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        # under spectral norm the parametrised weight is `parametrizations.weight.original`
-        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
-        nn.init.normal_(weight, 0.0, INIT_STD)
+        nn.init.normal_(module.weight, 0.0, INIT_STD)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, INIT_STD)
         nn.init.zeros_(module.bias)

@@ -47,23 +47,25 @@ def test_unknown_keys_are_named_not_dropped():
 
 def test_retired_settings_are_named_only_where_they_were_on():
     model = {**ModelConfig().to_dict(), "mbstd_group": 0, "discriminator": "global", "d_norm": "spectral-batch"}
-    train = {**TrainConfig().to_dict(), "lecam": 0.0, "label_smoothing": 0.1, "instance_noise_epochs": 50}
+    train = {**TrainConfig().to_dict(), "lecam": 0.0, "label_smoothing": 0.1, "instance_noise_epochs": 50, "r1": 0.0}
     model_now, train_now, in_use = retire(model, train)
-    assert in_use == {"d_norm": "spectral-batch", "label_smoothing": 0.1}
-    assert ModelConfig.from_dict(model_now).d_norm == "spectral"  # the same generator; only D differed
+    assert in_use == {"d_norm": "spectral-batch", "label_smoothing": 0.1}  # r1 at 0 changed nothing
+    assert ModelConfig.from_dict(model_now).generator == ModelConfig().generator  # the same generator; D differed
     assert TrainConfig.from_dict(train_now) == TrainConfig()
     assert retire({**model, "discriminator": "patch"}, train)[2] == {**in_use, "discriminator": "patch"}
+    spectral_hinge = retire({**model, "d_norm": "spectral"}, {**train, "loss": "hinge", "r1": 0.05})[2]
+    assert spectral_hinge == {"d_norm": "spectral", "loss": "hinge", "r1": 0.05, "label_smoothing": 0.1}
 
 
-def old_checkpoint(run: Path, dest: Path, **retired) -> Path:
-    """The run's checkpoint as an earlier version wrote it: every setting it had, with `retired` turned on, and the
-    state its options kept."""
+def old_checkpoint(run: Path, dest: Path, model: dict | None = None, **retired) -> Path:
+    """The run's checkpoint as an earlier version wrote it: every setting it had, with `retired` (and `model`, in its
+    model config) turned on, and the state its options kept."""
     state = load_checkpoint(run)
     off = {"lr_d": 0.0, "lecam": 0.0, "label_smoothing": 0.0, "ada_target": 0.0, "replay": 0.0,
            "instance_noise": 0.0, "instance_noise_epochs": 100, "d_joint_batch": False, "g_init": "normal",
-           "even_upsampling": False}  # fmt: skip
+           "even_upsampling": False, "r1": 0.0}  # fmt: skip
     state["train_config"] = {**state["train_config"], **off, **retired}
-    state["model_config"] = {**state["model_config"], "mbstd_group": 0}
+    state["model_config"] = {**state["model_config"], "mbstd_group": 0, **(model or {})}
     state.update(lecam_anchors=None, ada_p=0.0, replay_buffer=None)
     del state["retired"]
     dest.mkdir()
@@ -80,17 +82,31 @@ def tiny_run(tmp_path_factory):
     return root
 
 
-def test_a_checkpoint_with_a_removed_option_exports_with_one_line_and_is_refused_on_resume(tiny_run):
-    old = old_checkpoint(tiny_run / "run", tiny_run / "smoothed", label_smoothing=0.1)
-    exported = invoke(export_main, old, "--onnx")
+@pytest.mark.parametrize(
+    "name, model, train, says",
+    [
+        ("smoothed", {}, {"label_smoothing": 0.1}, "label_smoothing=0.1"),
+        ("r1", {}, {"r1": 0.05}, "r1=0.05"),
+        ("hinge", {}, {"loss": "hinge"}, "loss=hinge"),
+        ("spectral", {"d_norm": "spectral"}, {}, "d_norm=spectral"),
+    ],
+)
+def test_a_checkpoint_with_a_removed_option_exports_with_one_line_and_is_refused_on_resume(
+    tiny_run, name, model, train, says
+):
+    old = old_checkpoint(tiny_run / "run", tiny_run / name, model, **train)
+    exported = invoke(export_main, old, "--torchscript", "--no-fp16")
     assert exported.exit_code == 0, exported.output
     notes = [line for line in exported.output.splitlines() if "no longer has" in line]
-    assert len(notes) == 1 and "label_smoothing=0.1" in notes[0]
-    assert json.loads((old / "export" / "export.json").read_text())["retired_settings"] == {"label_smoothing": 0.1}
+    assert len(notes) == 1 and says in notes[0]
+    key, value = says.split("=")
+    recorded = json.loads((old / "export" / "export.json").read_text())["retired_settings"]
+    assert {k: str(v) for k, v in recorded.items()} == {key: value}
 
     resumed = invoke(train_main, "--resume", old, "--epochs", 2, "-q")
     assert resumed.exit_code == 2 and "Traceback" not in resumed.output
-    assert "label_smoothing=0.1" in resumed.output and "cannot go on" in resumed.output
+    (error,) = [line for line in resumed.output.splitlines() if line.startswith("Error")]  # one line
+    assert says in error and "cannot go on" in error
     assert load_checkpoint(old)["epoch"] == 1  # nothing trained
 
 
