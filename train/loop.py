@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dcgan.serve.contract import finish_sprites
 from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
 
@@ -86,16 +87,6 @@ def generator_loss(loss: str, d_gen: torch.Tensor) -> torch.Tensor:
     if loss == "wgan-gp":
         return -d_gen.mean()
     raise ValueError(f"unknown loss {loss!r}")
-
-
-def to_levels(images: torch.Tensor) -> torch.Tensor:
-    """Generator output (B, C, H, W) in [-1, 1] -> uint8 levels (B, C, H, W), as real sprites are stored."""
-    return ((images.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Generator output (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C)."""
-    return to_levels(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class Trainer:
@@ -262,13 +253,14 @@ class Trainer:
 
     @torch.no_grad()
     def sample(self, seeds) -> np.ndarray:
-        """uint8 RGBA (N, H, W, 4) of the generator that gets exported (the EMA one, if any), in eval mode."""
+        """Finished uint8 RGBA sprites (N, H, W, 4), as dcgan-sample delivers them (hard alpha), of the generator that
+        gets exported (the EMA one, if any), in eval mode."""
         g = self.G_ema if self.G_ema is not None else self.G
         was_training = g.training
         g.eval()
         try:
             z = torch.from_numpy(latents(seeds, self.model_cfg.nz)).to(self.device)
-            return to_uint8(g(z))
+            return finish_sprites(g(z).float().cpu().numpy())
         finally:
             g.train(was_training)
 

@@ -54,6 +54,25 @@ def test_pixel_features_ignore_colour_under_transparent_pixels():
     assert pixel_features(a).shape == (1, 48 * 48 * 3)
 
 
+def test_real_sprites_are_finished_as_the_sampler_finishes_a_generators_output():
+    """finish_levels hands uint8 levels to contract.finish_sprites: every level of every channel comes back as the
+    sampler finishes the raw value that rounds to it (opaque from 128 on, no colour where transparent)."""
+    from dcgan.serve.contract import finish_sprites
+    from dcgan.train.metrics import finish_levels
+
+    level = np.arange(256, dtype=np.uint8)
+    sprites = np.stack(np.meshgrid(level, level, indexing="ij"), axis=-1)  # (256, 256, 2): colour, alpha
+    sprites = np.concatenate([sprites[..., :1].repeat(3, axis=-1), sprites[..., 1:]], axis=-1)[None]
+    finished = finish_levels(sprites)
+    assert finished.dtype == np.uint8 and finished.shape == sprites.shape
+    opaque = sprites[..., 3] >= 128
+    assert (finished[..., 3] == np.where(opaque, 255, 0)).all()
+    assert (finished[..., :3] == np.where(opaque[..., None], sprites[..., :3], 0)).all()
+    raw = sprites.transpose(0, 3, 1, 2) / 127.5 - 1.0  # the raw output whose levels these are
+    assert (finish_sprites(raw) == finished).all()
+    assert (finish_levels(finished) == finished).all()  # finished sprites stay as they are
+
+
 def test_bins_and_divergences_on_known_counts():
     same = np.array([10, 20, 30, 40])
     assert ndb(same * 10, same) == 0 and jsd(same, same) == 0
