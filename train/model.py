@@ -9,7 +9,7 @@ left out for WGAN-GP (`ModelConfig.d_norm`); the shipped recipe keeps the paper'
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
 
 import torch
 from torch import nn
@@ -188,27 +188,31 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
 
 
 def generator_flops(cfg: ModelConfig) -> int:
-    """Multiply-adds x 2 of one generator forward pass per sprite (convolutions only)."""
-    side = BASE_SIZE
-    if cfg.generator == "palette":  # the resize trunk, then scores for every entry instead of RGBA, and a palette
-        flops = generator_flops(replace(cfg, generator="resize"))
-        flops += 2 * cfg.image_size**2 * cfg.ngf * 9 * (PALETTE_SIZE + 1 - cfg.channels)
-        return flops + 2 * cfg.ngf * 2**cfg.stages * 3 * PALETTE_SIZE
-    if cfg.generator == "resize":  # a 3x3 convolution at each doubled side, then one at the output
-        width = cfg.ngf * 2**cfg.stages
-        flops = 2 * cfg.nz * width * side * side
-        for _ in range(cfg.stages):
-            side *= 2
-            flops += 2 * side * side * width * (width // 2) * 9
-            width //= 2
-        return flops + 2 * side * side * width * cfg.channels * 9
-    width = cfg.ngf * 2 ** (cfg.stages - 1)
-    flops = 2 * cfg.nz * width * side * side
-    for _ in range(cfg.stages - 1):  # a 4x4 transposed kernel spread from each input pixel
-        flops += 2 * side * side * width * (width // 2) * 16
-        side, width = side * 2, width // 2
-    flops += 2 * side * side * width * cfg.channels * 16
-    return flops
+    """Multiply-adds x 2 of one generator forward pass per sprite, counted on the layers one sprite passes through
+    (convolutions and linear layers; batch norm, activations and the palette's pick are left out). The pass runs on
+    the meta device: shapes only, no arithmetic."""
+    with torch.device("meta"):
+        generator = Generator(cfg).eval()
+    macs = []
+
+    def count(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if isinstance(layer, nn.ConvTranspose2d):  # each input value spreads over its kernel into every output map
+            kernel = layer.out_channels // layer.groups * math.prod(layer.kernel_size)
+            macs.append(inputs[0][0].numel() * kernel)
+        elif isinstance(layer, nn.Conv2d):  # each output value gathers its kernel from every input map
+            kernel = layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+            macs.append(output[0].numel() * kernel)
+        elif isinstance(layer, nn.Linear):
+            macs.append(layer.in_features * layer.out_features)
+
+    hooks = [m.register_forward_hook(count) for m in generator.modules()]
+    try:
+        with torch.no_grad():
+            generator(torch.zeros(1, cfg.nz, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return 2 * sum(macs)
 
 
 @torch.no_grad()

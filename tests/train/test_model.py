@@ -84,6 +84,24 @@ def test_width_64_generator_costs_the_documented_flops():
     assert round(generator_flops(ModelConfig(ngf=64)) / 1e9, 3) == 0.476
 
 
+@pytest.mark.parametrize(
+    "settings, flops",
+    [  # what the architecture-by-architecture formula gave before the count moved onto the layers
+        (dict(generator="paper", ngf=54), 341_521_920),
+        (dict(generator="paper", ngf=4, image_size=48), 705_024),
+        (dict(generator="paper", ngf=8, nz=32, channels=3), 8_994_816),
+        (dict(generator="resize", ngf=16), 352_198_656),
+        (dict(generator="resize", ngf=54, image_size=48), 737_662_464),
+        (dict(generator="resize", ngf=8, nz=32, image_size=24), 3_059_712),
+        (dict(generator="palette", ngf=16), 386_727_936),
+        (dict(generator="palette", ngf=64), 5_623_775_232),
+        (dict(generator="palette", ngf=4, image_size=48), 7_034_880),
+    ],
+)
+def test_flops_counted_on_the_layers_are_what_each_architecture_adds_up_to(settings, flops):
+    assert generator_flops(ModelConfig(**settings)) == flops
+
+
 def test_resize_generator_costs_what_its_layers_add_up_to():
     # 6x6 projection of z to 256 maps, then at 12, 24, 48 and 96 px a 3x3 convolution halving the width
     # (256 -> 128 -> 64 -> 32 -> 16), then 16 -> 4 at 96 px: 2 multiply-adds x pixels x in x out x 9 each
