@@ -29,6 +29,27 @@ def test_finalists_meet_both_targets_and_come_lowest_ndb_first():
     assert pick_finalists(rows, 3, min_diversity=2.0, min_memorisation=0.0) == []
 
 
+def test_eval_and_select_read_the_real_sprites_with_the_same_options():
+    names = ("data", "holdout", "count", "bins")
+
+    def shared(command):
+        params = [p for p in command.params if p.name in names]
+        return {p.name: (p.opts, p.type.to_info_dict(), p.default, p.required) for p in params}
+
+    assert shared(eval_main) == shared(main) and len(shared(main)) == len(names)
+
+
+def test_the_table_heads_each_column_from_the_metrics_catalogue():
+    from dcgan.train.catalogue import METRICS
+    from dcgan.train.select import COLUMNS, report_markdown
+
+    row = {**dict.fromkeys(COLUMNS, 0.5), "ndb_se": None}
+    table = report_markdown({"choice": None, "candidates": [{"model": "a.pt", "selection": row, "confirmation": None}]})
+    head = table.splitlines()[0]
+    assert head == "| " + " | ".join(["checkpoint", *(METRICS[m].heading for m in COLUMNS), "confirmed NDB", ""]) + " |"
+    assert "| a.pt | 0.50 | 0.500 |" in table
+
+
 def test_a_run_gives_its_kept_checkpoints_from_an_epoch_on(tmp_path):
     kept = tmp_path / "a" / "checkpoints"
     kept.mkdir(parents=True)
