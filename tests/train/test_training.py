@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import crowd, read_until, synthetic_sprite
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
-from dcgan.train.config import ModelConfig
+from dcgan.train.config import ModelConfig, TrainConfig
 from dcgan.train.loop import Trainer
 from dcgan.train.model import build_models
 
@@ -256,3 +256,25 @@ def test_ema_and_diffaugment_resume_exactly_and_export_the_ema_generator(make_sp
     assert (
         train("--data", data, "--out", tmp_path / "c", "--epochs", 1, "--diffaugment", "rotate", *TINY).exit_code == 2
     )
+
+
+def test_an_epoch_stopped_midway_keeps_its_place_and_ends_as_an_unbroken_one():
+    import threading
+
+    from dcgan.train.loop import train_epoch
+
+    def trainer():
+        cfg = TrainConfig(batch_size=2, amp=False, ema_half_life=0)
+        return Trainer(ModelConfig(ngf=4, ndf=4), cfg, torch.device("cpu"), {})
+
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (8, 4, 96, 96), dtype=np.uint8))
+    broken, unbroken = trainer(), trainer()
+    stop = threading.Event()
+    stop.set()  # looked at after each step: one step is trained
+    assert train_epoch(broken, images, "epoch 1", stop=stop, show_progress=False) is None
+    assert (broken.epoch, broken.step, broken.batch_in_epoch) == (0, 1, 1)
+    record = train_epoch(broken, images, "epoch 1", show_progress=False)
+    assert record["epoch"] == 1 and record["step"] == 4 and broken.perm is None
+    assert train_epoch(unbroken, images, "epoch 1", show_progress=False)["step"] == 4
+    for name, tensor in unbroken.G.state_dict().items():
+        assert torch.equal(tensor, broken.G.state_dict()[name]), name
