@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py [--out DIR] [--checkpoint RUN_OR_CKPT]      # or GPU_CHECK_OUT=DIR
 
 1. Versions: card, driver, CUDA, cuDNN, torch, onnxruntime and its providers, the date.
-2. Export: the checkpoint given (default: a calibrated random width-64 generator, `dcgan.export.demo`) to
+2. Export: the checkpoint given (default: a calibrated random width-64 generator, `dcgan.train.demo`) to
    all five files, with the exporter's own CPU parity check.
 3. Parity on fresh seeds, batch 1, 7 and 256: onnxruntime CUDA fp32 and fp16, TorchScript CUDA fp32 and fp16,
    each against PyTorch fp32 on the CPU (max / mean |difference|, uint8 levels that differ).
@@ -34,12 +34,12 @@ import numpy as np
 import torch
 
 from dcgan.export import formats as F
-from dcgan.export.demo import demo_checkpoint
 from dcgan.export.exporter import ExportError, export_checkpoint
 from dcgan.export.parity import compare, table
 from dcgan.serve.latent import latents
 from dcgan.serve.runtime import ProviderError, open_session
 from dcgan.train.checkpoint import load_checkpoint, load_generator
+from dcgan.train.demo import demo_checkpoint
 
 PARITY_BATCHES = (1, 7, 256)
 SPEED_BATCHES = (256, 1024)

@@ -29,11 +29,11 @@ import torch
 from report import cpu_name, publish  # benchmarks/ is on sys.path when run as a script
 
 from dcgan.export import formats as F
-from dcgan.export.demo import demo_checkpoint
 from dcgan.export.exporter import export_checkpoint
 from dcgan.serve.latent import latents
 from dcgan.train.checkpoint import load_checkpoint, load_generator
 from dcgan.train.config import GENERATORS, ModelConfig
+from dcgan.train.demo import demo_checkpoint
 from dcgan.train.model import generator_flops
 
 BIN = Path(sys.executable).parent

@@ -78,9 +78,9 @@ def shared_data() -> Path:
 def tiny_export(tmp_path_factory) -> Path:
     """An export folder (generator.onnx, -fp16.onnx, -rgba8.onnx) of a small calibrated random generator."""
     from dcgan.export import formats
-    from dcgan.export.demo import demo_checkpoint
     from dcgan.export.exporter import export_checkpoint
     from dcgan.train.config import ModelConfig
+    from dcgan.train.demo import demo_checkpoint
 
     root = tmp_path_factory.mktemp("tiny")
     ckpt = demo_checkpoint(root / "run" / "checkpoint.pt", ModelConfig(ngf=8, ndf=8))

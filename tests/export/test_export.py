@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from conftest import write_sprites
 from dcgan.export import formats as F
 from dcgan.export.cli import main as export_main
-from dcgan.export.demo import calibrate
 from dcgan.serve.contract import finish_sprites
 from dcgan.serve.latent import latents
 from dcgan.serve.runtime import CUDA, CUDA_OPTIONS
 from dcgan.train.checkpoint import load_checkpoint, load_generator, save_checkpoint
 from dcgan.train.cli import main as train_main
+from dcgan.train.demo import calibrate
 from dcgan.train.loop import Trainer
 
 FILES = [
@@ -34,7 +34,7 @@ BATCHES = [1, 7, 64]
 
 
 def widen_outputs(ckpt):
-    """Make a two-epoch model's eval-mode outputs span [-1, 1], as a trained model's do (see export.demo)."""
+    """Make a two-epoch model's eval-mode outputs span [-1, 1], as a trained model's do (see dcgan.train.demo)."""
     state = load_checkpoint(ckpt)
     exported = "generator_ema" if "generator_ema" in state else "generator"  # what load_generator takes
     state[exported] = calibrate(load_generator(state), state["model_config"]["nz"]).state_dict()
@@ -297,10 +297,10 @@ def test_every_generator_exports_with_the_same_parity_and_samples_under_the_same
     """Each generator besides the paper's through every format, checked against PyTorch by the exporter's own parity
     table (nothing is published if a row fails), recorded in the metadata, and sampled seed for seed as dcgan-sample
     samples any model."""
-    from dcgan.export.demo import demo_checkpoint
     from dcgan.export.exporter import export_checkpoint
     from dcgan.serve.generator import SpriteGenerator
     from dcgan.train.config import ModelConfig
+    from dcgan.train.demo import demo_checkpoint
 
     ckpt = demo_checkpoint(tmp_path / "run" / "checkpoint.pt", ModelConfig(ngf=4, ndf=4, generator=generator))
     result = export_checkpoint(ckpt, None, F.select(onnx=True, torchscript=True, fp16=True), log=lambda _m: None)

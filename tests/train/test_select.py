@@ -4,8 +4,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dcgan.export.demo import demo_checkpoint
 from dcgan.train.config import ModelConfig
+from dcgan.train.demo import demo_checkpoint
 from dcgan.train.evaluate import main as eval_main
 from dcgan.train.select import candidates, main, pick_finalists
 
