@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from dcgan.train.extra import require_torch
+from dcgan.train.dependencies import require_torch
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -14,7 +14,7 @@ import click
 import numpy as np
 
 from .catalogue import METRICS, real_sprite_options
-from .extra import require_torch
+from .dependencies import require_torch
 
 
 def generate(model: Path, n: int, first_seed: int = 0, live: bool = False) -> tuple[np.ndarray, str]:

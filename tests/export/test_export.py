@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from conftest import write_sprites
-from dcgan.export import formats as F
+from dcgan.export import formats
 from dcgan.export.cli import main as export_main
 from dcgan.serve.contract import finish_sprites
 from dcgan.serve.latent import latents
@@ -279,7 +279,7 @@ def test_full_fp32_turns_tf32_off_inside_and_restores_it():
     before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
     try:
-        with F.full_fp32():
+        with formats.full_fp32():
             assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     finally:
@@ -288,7 +288,7 @@ def test_full_fp32_turns_tf32_off_inside_and_restores_it():
 
 def test_parity_sessions_on_cuda_ask_for_fp32_without_tf32(run, monkeypatch, session_requests):
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
-    assert F.onnx_session(run / "export" / "generator.onnx", "cuda") is not None
+    assert formats.onnx_session(run / "export" / "generator.onnx", "cuda") is not None
     assert session_requests == [[(CUDA, {"use_tf32": "0"})]]
 
 
@@ -303,7 +303,7 @@ def test_every_generator_exports_with_the_same_parity_and_samples_under_the_same
     from dcgan.train.demo import demo_checkpoint
 
     ckpt = demo_checkpoint(tmp_path / "run" / "checkpoint.pt", ModelConfig(ngf=4, ndf=4, generator=generator))
-    result = export_checkpoint(ckpt, None, F.select(onnx=True, torchscript=True, fp16=True), log=lambda _m: None)
+    result = export_checkpoint(ckpt, None, formats.select(onnx=True, torchscript=True, fp16=True), log=lambda _m: None)
     assert sorted(result.files) == sorted(FILES)
     assert result.parity and all(row.ok for row in result.parity)
     export = tmp_path / "run" / "export"

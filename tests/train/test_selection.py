@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from dcgan.train.config import ModelConfig
 from dcgan.train.demo import demo_checkpoint
 from dcgan.train.evaluate import main as eval_main
-from dcgan.train.select import candidates, main, pick_finalists
+from dcgan.train.selection import candidates, main, pick_finalists
 
 
 def row(ndb, jsd=0.1, diversity=1.0, memorisation=1.0):
@@ -41,7 +41,7 @@ def test_eval_and_select_read_the_real_sprites_with_the_same_options():
 
 def test_the_table_heads_each_column_from_the_metrics_catalogue():
     from dcgan.train.catalogue import METRICS
-    from dcgan.train.select import COLUMNS, report_markdown
+    from dcgan.train.selection import COLUMNS, report_markdown
 
     row = {**dict.fromkeys(COLUMNS, 0.5), "ndb_se": None}
     table = report_markdown({"choice": None, "candidates": [{"model": "a.pt", "selection": row, "confirmation": None}]})

@@ -17,8 +17,8 @@ from pathlib import Path
 import click
 
 from .catalogue import METRICS, real_sprite_options
+from .dependencies import require_torch
 from .evaluate import generate, load_real
-from .extra import require_torch
 
 # the metrics of the table, in its order (headings: catalogue.METRICS); from flat colour on, what a person sees
 COLUMNS = (
