@@ -75,7 +75,8 @@ def test_a_walk_is_a_looping_gif_through_both_seeds(server, tiny_export):
     with Image.open(BytesIO(body)) as im:
         assert im.n_frames == 10 and im.info["loop"] == 0
         im.seek(5)  # the far end of the walk: seed 17 itself
-        np.testing.assert_array_equal(np.asarray(im.convert("RGBA"))[..., 3], gen([17])[0][..., 3])
+        far_end = np.asarray(im.convert("RGBA"))[..., 3] != gen([17])[0][..., 3]
+        assert far_end.mean() <= 1e-3  # seed 17's silhouette, drawn in another batch: alone, it may flip a pixel
 
 
 def test_health_names_the_model_its_metadata_and_provider(server, tiny_export):

@@ -2,8 +2,8 @@ import json
 
 import click
 import pytest
-from click.testing import CliRunner
 
+from conftest import invoke
 from dcgan.train.config import ModelConfig
 from dcgan.train.demo import demo_checkpoint
 from dcgan.train.evaluate import main as eval_main
@@ -69,6 +69,7 @@ def test_a_run_gives_its_kept_checkpoints_from_an_epoch_on(tmp_path):
         candidates([tmp_path / "a"], from_epoch=40)
 
 
+@pytest.mark.slow
 def test_dcgan_select_confirms_its_finalist_on_fresh_seeds(make_sprites, tmp_path):
     run = tmp_path / "run"
     for epoch, seed in ((10, 1), (20, 2), (30, 3)):  # three different generators, kept like a run keeps them
@@ -79,7 +80,7 @@ def test_dcgan_select_confirms_its_finalist_on_fresh_seeds(make_sprites, tmp_pat
     targets = ["--min-diversity", "0", "--min-memorisation", "0"]
     out = tmp_path / "sel"
     args = [str(run), *real, *targets, "--finalists", "2", "--confirm-seed", "5000", "--out", str(out)]
-    result = CliRunner().invoke(main, args)
+    result = invoke(main, *args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "selection.json").read_text())
     assert [c["model"] for c in report["candidates"]] == [
@@ -95,19 +96,17 @@ def test_dcgan_select_confirms_its_finalist_on_fresh_seeds(make_sprites, tmp_pat
     assert f"Chosen: {report['choice']}" in result.output and "| chosen |" in (out / "selection.md").read_text()
 
     # the confirmed reading is dcgan-eval's on the confirmation seeds
-    check = CliRunner().invoke(
-        eval_main, [report["choice"], *real, "--first-seed", "5000", "--out", str(tmp_path / "e")]
-    )
+    check = invoke(eval_main, report["choice"], *real, "--first-seed", "5000", "--out", str(tmp_path / "e"))
     assert check.exit_code == 0, check.output
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())["metrics"]
     assert confirmed[best]["ndb"] == pytest.approx(metrics["ndb"]["model"])
     assert confirmed[best]["jsd"] == pytest.approx(metrics["jsd"]["model"])
 
-    again = CliRunner().invoke(main, args)
+    again = invoke(main, *args)
     assert again.exit_code == 1 and "--overwrite" in again.output
-    overlap = CliRunner().invoke(main, [*args, "--overwrite", "--confirm-seed", "200010"])
+    overlap = invoke(main, *args, "--overwrite", "--confirm-seed", "200010")
     assert overlap.exit_code == 2 and "overlap the selection seeds" in overlap.output
     one = [str(run / "checkpoints" / "epoch0010.pt"), *real, "--out", str(tmp_path / "strict")]
-    strict = CliRunner().invoke(main, [*one, "--min-diversity", "5"])
+    strict = invoke(main, *one, "--min-diversity", "5")
     assert strict.exit_code == 1 and "no checkpoint reaches diversity 5.0" in strict.output
     assert json.loads((tmp_path / "strict" / "selection.json").read_text())["choice"] is None  # scores still written
