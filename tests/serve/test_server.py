@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from conftest import read_until
+from conftest import invoke, read_until
 from dcgan.serve.cli import main as sample_main
 from dcgan.serve.generator import SpriteGenerator
 
@@ -46,7 +45,7 @@ def get(base: str, path: str) -> tuple[int, str, bytes]:
 
 
 def sample(*args):
-    result = CliRunner().invoke(sample_main, [*map(str, args)])
+    result = invoke(sample_main, *args)
     assert result.exit_code == 0, result.output
     return result
 

@@ -3,10 +3,9 @@ dcgan-sample --walk writes (a looping GIF with hard alpha, or a PNG strip), with
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from conftest import assert_within_a_level
+from conftest import assert_within_a_level, invoke
 from dcgan.serve.cli import main as sample_main
 from dcgan.serve.generator import SpriteGenerator
 from dcgan.serve.latent import latents
@@ -14,7 +13,7 @@ from dcgan.serve.walk import MAX_FRAMES, gif_frame, slerp, walk_latents
 
 
 def sample(*args):
-    return CliRunner().invoke(sample_main, [*map(str, args)])
+    return invoke(sample_main, *args)
 
 
 def test_slerp_keeps_every_frame_on_the_shell_where_a_straight_line_cuts_inside():
