@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from dcgan.train.extra import require_torch
+from dcgan.train.dependencies import require_torch
 
 from .triton import DEVICES
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .extra import require_torch
+from .dependencies import require_torch
 
 # (metric, short label, which way is better: -1 lower, +1 higher, 0 nearer the holdout)
 MEASURES = (

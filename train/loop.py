@@ -1,4 +1,4 @@
-"""The training loop: DCGAN with the hinge, non-saturating BCE or WGAN-GP loss, resumable to the step.
+"""The training loop: DCGAN with the non-saturating BCE or the WGAN-GP loss, resumable to the step.
 
 Every random draw of training (epoch order, flips, noise) comes from one CPU torch.Generator whose state the
 checkpoint carries, together with the epoch's order and the position in it, so a run that is interrupted
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dcgan.serve.contract import finish_sprites
 from dcgan.serve.files import link_atomic
 from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
@@ -33,6 +34,7 @@ from .data import SpriteSet
 from .model import build_models, palette_temperature, recompute_batch_norm
 
 GRID_SEEDS = range(64)  # the fixed creatures every grid shows, through the shared latent convention
+GRIDS_DIR = "grids"  # every sampling epoch's grid, as epochNNNN.png
 KEPT_DIR = "checkpoints"  # every --keep-every epochs' checkpoint, as epochNNNN.pt
 BEST_NAME = "best.pt"  # the checkpoint with the most diverse samples that did not trip the collapse alarm
 
@@ -70,8 +72,6 @@ def resolve_device(name: str) -> torch.device:
 
 def discriminator_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """Discriminator loss on raw scores (logits) of real and generated sprites; lower is better for D."""
-    if loss == "hinge":
-        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
     if loss == "bce":
         real = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
         return real + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
@@ -84,19 +84,9 @@ def generator_loss(loss: str, d_gen: torch.Tensor) -> torch.Tensor:
     """Generator loss on the discriminator's raw scores of generated sprites."""
     if loss == "bce":  # the non-saturating loss: fake -> 1
         return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-    if loss in ("hinge", "wgan-gp"):
+    if loss == "wgan-gp":
         return -d_gen.mean()
     raise ValueError(f"unknown loss {loss!r}")
-
-
-def to_levels(images: torch.Tensor) -> torch.Tensor:
-    """Generator output (B, C, H, W) in [-1, 1] -> uint8 levels (B, C, H, W), as real sprites are stored."""
-    return ((images.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Generator output (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C)."""
-    return to_levels(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class Trainer:
@@ -211,16 +201,11 @@ class Trainer:
         with self.autocast():
             fake = self.G(z)
             real_in = augment(real)
-            if self.cfg.r1:
-                real_in = real_in.detach().requires_grad_(True)
             fake_in = augment(fake.detach())
             d_real, d_fake = self.D(real_in).float(), self.D(fake_in).float()
             loss_d = discriminator_loss(self.cfg.loss, d_real, d_fake)
         if self.cfg.loss == "wgan-gp":
             loss_d = loss_d + self.cfg.gp_weight * self.gradient_penalty(real_in, fake_in)
-        if self.cfg.r1:
-            (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
-            loss_d = loss_d + self.cfg.r1 / 2 * grad.float().flatten(1).square().sum(dim=1).mean()
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
@@ -268,13 +253,14 @@ class Trainer:
 
     @torch.no_grad()
     def sample(self, seeds) -> np.ndarray:
-        """uint8 RGBA (N, H, W, 4) of the generator that gets exported (the EMA one, if any), in eval mode."""
+        """Finished uint8 RGBA sprites (N, H, W, 4), as dcgan-sample delivers them (hard alpha), of the generator that
+        gets exported (the EMA one, if any), in eval mode."""
         g = self.G_ema if self.G_ema is not None else self.G
         was_training = g.training
         g.eval()
         try:
             z = torch.from_numpy(latents(seeds, self.model_cfg.nz)).to(self.device)
-            return to_uint8(g(z))
+            return finish_sprites(g(z).float().cpu().numpy())
         finally:
             g.train(was_training)
 
@@ -305,92 +291,120 @@ def fit(
     over all of them, logged to metrics.jsonl. When the alarm trips it is reported; with `stop_on_collapse`
     training ends there, and best.pt keeps the most diverse checkpoint that did not trip it."""
     run_dir = Path(run_dir)
-    grids = run_dir / "grids"
-    grids.mkdir(parents=True, exist_ok=True)
+    (run_dir / GRIDS_DIR).mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / CHECKPOINT_NAME
     images = torch.from_numpy(data.images).to(trainer.device)
-    n, b = len(images), trainer.cfg.batch_size
-    steps_per_epoch = n // b  # the last partial batch is dropped: batch norm needs full batches
     trainer.G.train()
     trainer.D.train()
     watcher = watch.CollapseWatch.from_images(data.images)
 
     while trainer.epoch < epochs:
-        if trainer.perm is None:
-            trainer.perm = torch.randperm(n, generator=trainer.rng)
-            trainer.batch_in_epoch = 0
-        epoch = trainer.epoch + 1
-        totals = dict.fromkeys(("loss_d", "loss_g", "d_x", "d_g_z"), 0.0)
-        done, started = 0, time.perf_counter()
-        label = f"epoch {epoch}/{epochs}"
-        with click.progressbar(
-            length=steps_per_epoch - trainer.batch_in_epoch,
-            label=label,
-            hidden=not show_progress,
-            item_show_func=lambda s: s,
-        ) as bar:
-            while trainer.batch_in_epoch < steps_per_epoch:
-                i = trainer.batch_in_epoch
-                idx = trainer.perm[i * b : (i + 1) * b].to(trainer.device)
-                stats = trainer.train_step(images[idx])
-                trainer.batch_in_epoch += 1
-                trainer.step += 1
-                done += 1
-                for k, v in stats.items():
-                    totals[k] += v
-                rate = done * b / (time.perf_counter() - started)
-                bar.update(1, _describe(stats, rate))
-                if not all(np.isfinite(v) for v in stats.values()):
-                    raise FloatingPointError(f"non-finite loss at step {trainer.step}: {stats}")
-                if stop is not None and stop.is_set():
-                    save_checkpoint(trainer.state_dict(), ckpt)
-                    return FitResult(trainer.epoch, trainer.step, True, ckpt)
-        trainer.epoch += 1
-        trainer.perm, trainer.batch_in_epoch = None, 0
-        seconds = time.perf_counter() - started
-        means = {k: v / max(done, 1) for k, v in totals.items()}
-        record = {
-            "epoch": trainer.epoch,
-            "step": trainer.step,
-            **means,
-            "images_per_s": done * b / seconds,
-            "seconds": seconds,
-        }
-        echo(f"{label}  {_describe(means, record['images_per_s'])}")
-        collapse = False
-        if trainer.G_ema is not None:
-            trainer.refresh_ema_stats()
-        if trainer.epoch % trainer.cfg.sample_every == 0 or trainer.epoch == epochs:
-            samples = trainer.sample(watch.WATCH_SEEDS)
-            save_atomic(sheet(samples[: len(GRID_SEEDS)], columns=8), grids / f"epoch{trainer.epoch:04d}.png")
-            health = watcher.measure(samples)
-            best_diversity = trainer.best["diversity_ratio"] if trainer.best else None
-            trainer.modes = watch.follow_modes(trainer.modes, health, trainer.epoch)
-            tripped = watch.alarms(health, best_diversity, trainer.epoch, trainer.modes)
-            collapse = bool(tripped)
-            since = {k: trainer.modes[k] for k in ("crowded_since", "one_colour_since")}
-            record.update(health, **since, collapse=collapse)
-            record["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            if collapse:
-                msg = f"MODE COLLAPSE at epoch {trainer.epoch}: {watch.describe(health, trainer.modes, tripped)}"
-                echo(click.style(msg, fg="red", bold=True))
-            elif watch.better(health, trainer.modes, trainer.best):
-                trainer.best = {"epoch": trainer.epoch, "diversity_ratio": health["diversity_ratio"]}
-        save_checkpoint(trainer.state_dict(), ckpt)
-        if trainer.best is not None and trainer.best["epoch"] == trainer.epoch:
-            _link(ckpt, run_dir / BEST_NAME)
-        if trainer.cfg.keep_every and trainer.epoch % trainer.cfg.keep_every == 0:
-            (run_dir / KEPT_DIR).mkdir(exist_ok=True)
-            _link(ckpt, run_dir / KEPT_DIR / f"epoch{trainer.epoch:04d}.pt")
+        label = f"epoch {trainer.epoch + 1}/{epochs}"
+        record = train_epoch(trainer, images, label, stop, show_progress)
+        if record is None:  # stopped mid-epoch: the checkpoint keeps the position in it
+            save_checkpoint(trainer.state_dict(), ckpt)
+            return FitResult(trainer.epoch, trainer.step, True, ckpt)
+        echo(f"{label}  {_describe(record, record['images_per_s'])}")
+        sampled = trainer.epoch % trainer.cfg.sample_every == 0 or trainer.epoch == epochs
+        collapse = end_epoch(trainer, record, run_dir, watcher if sampled else None, echo)
         if collapse and stop_on_collapse:
             return FitResult(trainer.epoch, trainer.step, True, ckpt, collapsed=True, best=trainer.best)
         if stop is not None and stop.is_set():
             return FitResult(trainer.epoch, trainer.step, True, ckpt, best=trainer.best)
 
-    animate(sorted(grids.glob("epoch*.png")), run_dir / "progress.gif")
+    animate(sorted((run_dir / GRIDS_DIR).glob("epoch*.png")), run_dir / "progress.gif")
     return FitResult(trainer.epoch, trainer.step, False, ckpt, best=trainer.best)
+
+
+def train_epoch(
+    trainer: Trainer, images: torch.Tensor, label: str, stop: threading.Event | None = None, show_progress: bool = True
+) -> dict | None:
+    """Train the rest of the epoch in progress (a new one, in a new order, when none is) on `images`, uint8 (N, C, H,
+    W) on the trainer's device, and count it: its record (epoch, step, mean losses, images/s, seconds). None when
+    `stop` is set first: the trainer then holds the position within the epoch, for a checkpoint to keep."""
+    n, b = len(images), trainer.cfg.batch_size
+    steps_per_epoch = n // b  # the last partial batch is dropped: batch norm needs full batches
+    if trainer.perm is None:
+        trainer.perm = torch.randperm(n, generator=trainer.rng)
+        trainer.batch_in_epoch = 0
+    totals = dict.fromkeys(("loss_d", "loss_g", "d_x", "d_g_z"), 0.0)
+    done, started = 0, time.perf_counter()
+    with click.progressbar(
+        length=steps_per_epoch - trainer.batch_in_epoch,
+        label=label,
+        hidden=not show_progress,
+        item_show_func=lambda s: s,
+    ) as bar:
+        while trainer.batch_in_epoch < steps_per_epoch:
+            i = trainer.batch_in_epoch
+            idx = trainer.perm[i * b : (i + 1) * b].to(trainer.device)
+            stats = trainer.train_step(images[idx])
+            trainer.batch_in_epoch += 1
+            trainer.step += 1
+            done += 1
+            for k, v in stats.items():
+                totals[k] += v
+            rate = done * b / (time.perf_counter() - started)
+            bar.update(1, _describe(stats, rate))
+            if not all(np.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(f"non-finite loss at step {trainer.step}: {stats}")
+            if stop is not None and stop.is_set():
+                return None
+    trainer.epoch += 1
+    trainer.perm, trainer.batch_in_epoch = None, 0
+    seconds = time.perf_counter() - started
+    means = {k: v / max(done, 1) for k, v in totals.items()}
+    return {"epoch": trainer.epoch, "step": trainer.step, **means, "images_per_s": done * b / seconds,
+            "seconds": seconds}  # fmt: skip
+
+
+def end_epoch(
+    trainer: Trainer, record: dict, run_dir: Path, watcher: watch.CollapseWatch | None, echo=click.echo
+) -> bool:
+    """What ends an epoch: the EMA generator's batch-norm statistics refreshed; with a `watcher` (an epoch that
+    samples), the grid, the collapse watch and the metrics line (`watch_epoch`); then the checkpoint and its links
+    (`save_epoch`). Whether the collapse alarm tripped."""
+    if trainer.G_ema is not None:
+        trainer.refresh_ema_stats()
+    collapse = watch_epoch(trainer, record, run_dir, watcher, echo) if watcher is not None else False
+    save_epoch(trainer, run_dir)
+    return collapse
+
+
+def watch_epoch(trainer: Trainer, record: dict, run_dir: Path, watcher: watch.CollapseWatch, echo=click.echo) -> bool:
+    """Sample the watch's fixed seeds: the grid of the first 64, the collapse watch over all of them, the epoch's
+    record with the watch's reading appended to metrics.jsonl, and the alarm reported. Moves best to this epoch
+    when its samples qualify (watch.better). Whether the alarm tripped."""
+    samples = trainer.sample(watch.WATCH_SEEDS)
+    save_atomic(sheet(samples[: len(GRID_SEEDS)], columns=8), run_dir / GRIDS_DIR / f"epoch{trainer.epoch:04d}.png")
+    health = watcher.measure(samples)
+    best_diversity = trainer.best["diversity_ratio"] if trainer.best else None
+    trainer.modes = watch.follow_modes(trainer.modes, health, trainer.epoch)
+    tripped = watch.alarms(health, best_diversity, trainer.epoch, trainer.modes)
+    collapse = bool(tripped)
+    since = {k: trainer.modes[k] for k in ("crowded_since", "one_colour_since")}
+    line = {**record, **health, **since, "collapse": collapse}
+    line["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+    if collapse:
+        msg = f"MODE COLLAPSE at epoch {trainer.epoch}: {watch.describe(health, trainer.modes, tripped)}"
+        echo(click.style(msg, fg="red", bold=True))
+    elif watch.better(health, trainer.modes, trainer.best):
+        trainer.best = {"epoch": trainer.epoch, "diversity_ratio": health["diversity_ratio"]}
+    return collapse
+
+
+def save_epoch(trainer: Trainer, run_dir: Path) -> None:
+    """The checkpoint, and its other names: best.pt when this epoch is the best, checkpoints/epochNNNN.pt on a
+    --keep-every epoch."""
+    ckpt = run_dir / CHECKPOINT_NAME
+    save_checkpoint(trainer.state_dict(), ckpt)
+    if trainer.best is not None and trainer.best["epoch"] == trainer.epoch:
+        _link(ckpt, run_dir / BEST_NAME)
+    if trainer.cfg.keep_every and trainer.epoch % trainer.cfg.keep_every == 0:
+        (run_dir / KEPT_DIR).mkdir(exist_ok=True)
+        _link(ckpt, run_dir / KEPT_DIR / f"epoch{trainer.epoch:04d}.pt")
 
 
 def _link(src: Path, dest: Path) -> None:

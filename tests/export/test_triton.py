@@ -15,7 +15,7 @@ from tritonclient.utils import np_to_triton_dtype
 
 from dcgan.export import triton
 from dcgan.export.cli import main as export_main
-from dcgan.export.demo import demo_checkpoint
+from dcgan.train.demo import demo_checkpoint
 from dcgan.serve.generator import SHIPPED
 from dcgan.train.config import ModelConfig
 

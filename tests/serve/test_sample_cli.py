@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
+from conftest import invoke
 from dcgan.serve import runtime
 from dcgan.serve.cli import main as sample_main
 
 
 def sample(*args):
-    return CliRunner().invoke(sample_main, [*map(str, args)])
+    return invoke(sample_main, *args)
 
 
 def test_writes_n_distinct_sprites_named_by_seed_and_says_what_ran(tiny_export, tmp_path):
