@@ -6,6 +6,7 @@ this module needs no torch, so a missing `train` extra gets a one-line answer in
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def check_new_run_dir(path: Path) -> None:
     show_default=False,
     help=f"Default: {TRAIN_DEFAULTS.epochs}, or the resumed run's.",
 )
-@click.option("--batch-size", type=click.IntRange(min=2), default=TRAIN_DEFAULTS.batch_size)
+@click.option("--batch-size", type=click.IntRange(min=2), default=TRAIN_DEFAULTS.batch_size,
+              help="Per process; torchrun: N x it.")  # fmt: skip
 @click.option(
     "--lr", type=click.FloatRange(min=0, min_open=True), default=TRAIN_DEFAULTS.lr, help="Adam learning rate."
 )
@@ -79,14 +81,14 @@ def check_new_run_dir(path: Path) -> None:
     "--generator",
     type=click.Choice(GENERATORS),
     default=MODEL_DEFAULTS.generator,
-    help="paper: transposed convs; resize: nearest x2 + conv; palette: docs.",
+    help="paper: transposed convs; resize: x2 + conv; palette: 16 colours.",
 )
 @click.option("--ngf", type=click.IntRange(min=1), default=MODEL_DEFAULTS.ngf, help="Generator width.")
 @click.option(
     "--palette-anneal",
     type=click.IntRange(min=0),
     default=TRAIN_DEFAULTS.palette_anneal,
-    help="palette: images over which its softmax hardens.",
+    help="palette: images to a hard softmax.",
 )
 @click.option("--ndf", type=click.IntRange(min=1), default=MODEL_DEFAULTS.ndf, help="Discriminator width.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
@@ -100,7 +102,7 @@ def check_new_run_dir(path: Path) -> None:
     "--keep-every",
     type=click.IntRange(min=0),
     default=TRAIN_DEFAULTS.keep_every,
-    help="Keep every N-th epoch's checkpoint.",
+    help="Keep every N-th epoch.",
 )
 @click.option(
     "--loss",
@@ -120,7 +122,7 @@ def check_new_run_dir(path: Path) -> None:
     "--ema-half-life",
     type=click.IntRange(min=0),
     default=TRAIN_DEFAULTS.ema_half_life,
-    help="EMA generator's half-life in images.",
+    help="EMA half-life (images).",
 )
 @click.option(
     "--preset",
@@ -154,8 +156,12 @@ def main(ctx: click.Context, resume, out, all_frames, data, epochs, device, stop
             )
         job = runs.resume_job(resume, data=data, epochs=epochs, device=device)
     else:
+        rank = int(os.environ.get("RANK", "0"))  # torchrun's; rank 0 alone writes the run folder
+        if out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise click.UsageError("under torchrun, name the run folder with --out: every rank must train into it")
         run_dir = out if out is not None else next_run_dir()
-        check_new_run_dir(run_dir)
+        if rank == 0:
+            check_new_run_dir(run_dir)
         # a preset fills in what the command line left at its default
         settings.update({k: v for k, v in PRESETS[settings["preset"]].items() if not given_on(ctx, k)})
         if epochs is not None:

@@ -26,7 +26,7 @@ from dcgan.serve.files import link_atomic
 from dcgan.serve.images import animate, save_atomic, sheet
 from dcgan.serve.latent import latents
 
-from . import watch
+from . import distributed, watch
 from .augment import diff_augment
 from .checkpoint import CHECKPOINT_NAME, FORMAT, load_weights, package_version, save_checkpoint
 from .config import ModelConfig, TrainConfig, check_combination, parse_policy
@@ -93,10 +93,17 @@ class Trainer:
     """Models, optimisers and the position in training; `state_dict` is the whole checkpoint."""
 
     def __init__(
-        self, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, data_info: dict, fast: bool = True
+        self,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        device: torch.device,
+        data_info: dict,
+        fast: bool = True,
+        group: distributed.Group = distributed.SINGLE,
     ):
         """`fast=False` trains the same recipe with the per-tensor optimiser and EMA updates of earlier versions
-        (benchmarks/train_speed.py times both)."""
+        (benchmarks/train_speed.py times both). `group`: this process's place under torchrun (train/distributed.py);
+        every rank then starts from rank 0's weights, and each step averages the gradients over the ranks."""
         check_combination(model_cfg, train_cfg)
         self.model_cfg, self.cfg, self.device, self.data_info = model_cfg, train_cfg, device, data_info
         torch.manual_seed(train_cfg.seed)  # weight init
@@ -104,10 +111,13 @@ class Trainer:
         memory_format = torch.channels_last if train_cfg.channels_last else torch.preserve_format
         self.G.to(device, memory_format=memory_format)
         self.D.to(device, memory_format=memory_format)
+        self.group = group
+        distributed.broadcast_parameters(group, self.G, self.D)
         self.policy = parse_policy(train_cfg.diffaugment)
         # the EMA generator averages G's weights; its batch-norm statistics are its own (refresh_ema_stats)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if train_cfg.ema_half_life > 0 else None
-        self.ema_beta = 0.5 ** (train_cfg.batch_size / train_cfg.ema_half_life) if self.G_ema is not None else 0.0
+        global_batch = train_cfg.batch_size * group.world
+        self.ema_beta = 0.5 ** (global_batch / train_cfg.ema_half_life) if self.G_ema is not None else 0.0
         betas = (train_cfg.beta1, train_cfg.beta2)
         # one fused kernel per optimiser instead of a dozen elementwise passes: the same update, 1.1x the images/s
         # on a 2-core CPU (benchmarks/train_speed.py)
@@ -118,7 +128,9 @@ class Trainer:
         self.dtype = amp_dtype(device, train_cfg.amp)
         # loss scaling is only needed for fp16; bf16 has fp32's range
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
-        self.rng = torch.Generator().manual_seed(train_cfg.seed)
+        self.rng = torch.Generator().manual_seed(train_cfg.seed)  # the run's stream: epoch orders, rank 0's noise
+        self.noise = self.rng if group.main else distributed.rank_generator(train_cfg.seed, group.rank, 0)
+        self.images = 0  # training images seen, over every rank
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimiser steps (one D + one G update)
         self.batch_in_epoch = 0
@@ -148,15 +160,25 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "batch_in_epoch": self.batch_in_epoch,
+            "images": self.images,
+            "world": self.group.world,
             "perm": self.perm,
             "best": self.best,
             "modes": self.modes,
         }
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device, train_cfg: TrainConfig | None = None) -> Trainer:
+    def from_state(
+        cls,
+        state: dict,
+        device: torch.device,
+        train_cfg: TrainConfig | None = None,
+        group: distributed.Group = distributed.SINGLE,
+    ) -> Trainer:
+        """The trainer a checkpoint holds, on `group`'s ranks: a run resumes on any number of processes. Where that
+        number differs from the checkpoint's, the epoch in progress goes on from the same share of its order."""
         cfg = train_cfg or TrainConfig.from_dict(state["train_config"])
-        trainer = cls(ModelConfig.from_dict(state["model_config"]), cfg, device, state["data"])
+        trainer = cls(ModelConfig.from_dict(state["model_config"]), cfg, device, state["data"], group=group)
         load_weights(trainer.G, state["generator"], "generator")
         if trainer.G_ema is not None:
             load_weights(trainer.G_ema, state["generator_ema"], "EMA generator")
@@ -164,13 +186,17 @@ class Trainer:
         for opt, key in ((trainer.opt_g, "opt_g"), (trainer.opt_d, "opt_d")):
             fused = opt.param_groups[0]["fused"]
             opt.load_state_dict(state[key])
-            for group in opt.param_groups:  # a checkpoint's optimiser options would replace this version's kernel
-                group["fused"], group["foreach"] = fused, None
+            for options in opt.param_groups:  # a checkpoint's optimiser options would replace this version's kernel
+                options["fused"], options["foreach"] = fused, None
         if state.get("scaler"):
             trainer.scaler.load_state_dict(state["scaler"])
         trainer.rng.set_state(state["rng"])
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.batch_in_epoch, trainer.perm = state["batch_in_epoch"], state["perm"]
+        trainer.batch_in_epoch = trainer.batch_in_epoch * state.get("world", 1) // group.world
+        trainer.images = state.get("images", state["step"] * cfg.batch_size)
+        if not group.main:
+            trainer.noise = distributed.rank_generator(cfg.seed, group.rank, trainer.step)
         trainer.best = state.get("best")
         trainer.modes = state.get("modes")
         return trainer
@@ -185,17 +211,17 @@ class Trainer:
         """One discriminator and one generator update on a uint8 batch (B, C, H, W) already on the device."""
         b = real_u8.shape[0]
         if self.model_cfg.generator == "palette":
-            self.G.main.head.temperature = palette_temperature(self.step * b, self.cfg.palette_anneal)
+            self.G.main.head.temperature = palette_temperature(self.images, self.cfg.palette_anneal)
         real = real_u8.float().div_(127.5).sub_(1.0)
         if self.cfg.flip:
-            flip = (torch.rand(b, generator=self.rng) < 0.5).to(self.device)[:, None, None, None]
+            flip = (torch.rand(b, generator=self.noise) < 0.5).to(self.device)[:, None, None, None]
             real = torch.where(flip, real.flip(3), real)
         if self.cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        z = torch.randn(b, self.model_cfg.nz, generator=self.rng).to(self.device)
+        z = torch.randn(b, self.model_cfg.nz, generator=self.noise).to(self.device)
 
         def augment(x: torch.Tensor) -> torch.Tensor:  # the same policy for real and fake, in both steps
-            return diff_augment(x, self.policy, self.rng) if self.policy else x
+            return diff_augment(x, self.policy, self.noise) if self.policy else x
 
         # discriminator: score real sprites high and generated ones low
         with self.autocast():
@@ -208,6 +234,7 @@ class Trainer:
             loss_d = loss_d + self.cfg.gp_weight * self.gradient_penalty(real_in, fake_in)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
+        distributed.average_gradients(self.group, self.D)
         self.scaler.step(self.opt_d)
 
         # generator: make the discriminator score its sprites as real
@@ -215,6 +242,7 @@ class Trainer:
             loss_g = generator_loss(self.cfg.loss, self.D(augment(fake)).float())
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
+        distributed.average_gradients(self.group, self.G)
         self.scaler.step(self.opt_g)
         self.scaler.update()
         if self.G_ema is not None:
@@ -233,7 +261,7 @@ class Trainer:
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """WGAN-GP (Gulrajani et al. 2017): (|grad D| - 1)^2 at random points between real and fake sprites."""
-        t = torch.rand(real.shape[0], 1, 1, 1, generator=self.rng).to(self.device)
+        t = torch.rand(real.shape[0], 1, 1, 1, generator=self.noise).to(self.device)
         mixed = (real.detach() + t * (fake.detach() - real.detach())).requires_grad_(True)
         with self.autocast():
             score = self.D(mixed).float()
@@ -291,28 +319,35 @@ def fit(
     over all of them, logged to metrics.jsonl. When the alarm trips it is reported; with `stop_on_collapse`
     training ends there, and best.pt keeps the most diverse checkpoint that did not trip it."""
     run_dir = Path(run_dir)
-    (run_dir / GRIDS_DIR).mkdir(parents=True, exist_ok=True)
+    group = trainer.group  # rank 0 alone writes: checkpoints, grids, metrics
     ckpt = run_dir / CHECKPOINT_NAME
     images = torch.from_numpy(data.images).to(trainer.device)
     trainer.G.train()
     trainer.D.train()
-    watcher = watch.CollapseWatch.from_images(data.images)
+    watcher = None
+    if group.main:
+        (run_dir / GRIDS_DIR).mkdir(parents=True, exist_ok=True)
+        watcher = watch.CollapseWatch.from_images(data.images)
 
     while trainer.epoch < epochs:
         label = f"epoch {trainer.epoch + 1}/{epochs}"
-        record = train_epoch(trainer, images, label, stop, show_progress)
+        record = train_epoch(trainer, images, label, stop, show_progress and group.main)
         if record is None:  # stopped mid-epoch: the checkpoint keeps the position in it
-            save_checkpoint(trainer.state_dict(), ckpt)
+            if group.main:
+                save_checkpoint(trainer.state_dict(), ckpt)
             return FitResult(trainer.epoch, trainer.step, True, ckpt)
-        echo(f"{label}  {_describe(record, record['images_per_s'])}")
-        sampled = trainer.epoch % trainer.cfg.sample_every == 0 or trainer.epoch == epochs
-        collapse = end_epoch(trainer, record, run_dir, watcher if sampled else None, echo)
-        if collapse and stop_on_collapse:
+        collapse = False
+        if group.main:
+            echo(f"{label}  {_describe(record, record['images_per_s'])}")
+            sampled = trainer.epoch % trainer.cfg.sample_every == 0 or trainer.epoch == epochs
+            collapse = end_epoch(trainer, record, run_dir, watcher if sampled else None, echo)
+        if distributed.any_rank(group, collapse, trainer.device) and stop_on_collapse:
             return FitResult(trainer.epoch, trainer.step, True, ckpt, collapsed=True, best=trainer.best)
-        if stop is not None and stop.is_set():
+        if distributed.any_rank(group, stop is not None and stop.is_set(), trainer.device):
             return FitResult(trainer.epoch, trainer.step, True, ckpt, best=trainer.best)
 
-    animate(sorted((run_dir / GRIDS_DIR).glob("epoch*.png")), run_dir / "progress.gif")
+    if group.main:
+        animate(sorted((run_dir / GRIDS_DIR).glob("epoch*.png")), run_dir / "progress.gif")
     return FitResult(trainer.epoch, trainer.step, False, ckpt, best=trainer.best)
 
 
@@ -322,10 +357,12 @@ def train_epoch(
     """Train the rest of the epoch in progress (a new one, in a new order, when none is) on `images`, uint8 (N, C, H,
     W) on the trainer's device, and count it: its record (epoch, step, mean losses, images/s, seconds). None when
     `stop` is set first: the trainer then holds the position within the epoch, for a checkpoint to keep."""
+    group = trainer.group
     n, b = len(images), trainer.cfg.batch_size
-    steps_per_epoch = n // b  # the last partial batch is dropped: batch norm needs full batches
-    if trainer.perm is None:
-        trainer.perm = torch.randperm(n, generator=trainer.rng)
+    steps_per_epoch = n // (b * group.world)  # the last partial batch is dropped: batch norm needs full batches
+    if trainer.perm is None:  # rank 0 draws the epoch's order; every rank takes its own slice of each step's share
+        perm = torch.randperm(n, generator=trainer.rng) if group.main else torch.empty(n, dtype=torch.long)
+        trainer.perm = distributed.broadcast_tensor(group, perm.to(trainer.device)).cpu()
         trainer.batch_in_epoch = 0
     totals = dict.fromkeys(("loss_d", "loss_g", "d_x", "d_g_z"), 0.0)
     done, started = 0, time.perf_counter()
@@ -336,11 +373,12 @@ def train_epoch(
         item_show_func=lambda s: s,
     ) as bar:
         while trainer.batch_in_epoch < steps_per_epoch:
-            i = trainer.batch_in_epoch
-            idx = trainer.perm[i * b : (i + 1) * b].to(trainer.device)
+            start = (trainer.batch_in_epoch * group.world + group.rank) * b
+            idx = trainer.perm[start : start + b].to(trainer.device)
             stats = trainer.train_step(images[idx])
             trainer.batch_in_epoch += 1
             trainer.step += 1
+            trainer.images += b * group.world
             done += 1
             for k, v in stats.items():
                 totals[k] += v
@@ -348,13 +386,13 @@ def train_epoch(
             bar.update(1, _describe(stats, rate))
             if not all(np.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"non-finite loss at step {trainer.step}: {stats}")
-            if stop is not None and stop.is_set():
+            if distributed.any_rank(group, stop is not None and stop.is_set(), trainer.device):
                 return None
     trainer.epoch += 1
     trainer.perm, trainer.batch_in_epoch = None, 0
     seconds = time.perf_counter() - started
     means = {k: v / max(done, 1) for k, v in totals.items()}
-    return {"epoch": trainer.epoch, "step": trainer.step, **means, "images_per_s": done * b / seconds,
+    return {"epoch": trainer.epoch, "step": trainer.step, **means, "images_per_s": done * b * group.world / seconds,
             "seconds": seconds}  # fmt: skip
 
 
