@@ -29,7 +29,15 @@ from dcgan.serve.latent import latents
 
 from . import watch
 from .augment import diff_augment
-from .checkpoint import CHECKPOINT_NAME, FORMAT, load_weights, package_version, save_checkpoint
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    FORMAT,
+    CheckpointError,
+    load_weights,
+    package_version,
+    retired_settings,
+    save_checkpoint,
+)
 from .config import ModelConfig, TrainConfig, check_combination, parse_policy
 from .data import SpriteSet
 from .model import build_models, palette_temperature, recompute_batch_norm
@@ -156,6 +164,10 @@ class Trainer:
 
     @classmethod
     def from_state(cls, state: dict, device: torch.device, train_cfg: TrainConfig | None = None) -> Trainer:
+        """The trainer a loaded checkpoint (load_checkpoint) holds, to go on training; refused (CheckpointError) for
+        one trained with settings this version no longer has, whose configs only stand in for them."""
+        if settings := retired_settings(state):
+            raise CheckpointError(f"the checkpoint was trained with settings this version no longer has ({settings})")
         cfg = train_cfg or TrainConfig.from_dict(state["train_config"])
         trainer = cls(ModelConfig.from_dict(state["model_config"]), cfg, device, state["data"])
         load_weights(trainer.G, state["generator"], "generator")
