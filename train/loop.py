@@ -28,7 +28,15 @@ from dcgan.serve.latent import latents
 
 from . import distributed, watch
 from .augment import diff_augment
-from .checkpoint import CHECKPOINT_NAME, FORMAT, load_weights, package_version, save_checkpoint
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    FORMAT,
+    CheckpointError,
+    load_weights,
+    package_version,
+    retired_settings,
+    save_checkpoint,
+)
 from .config import ModelConfig, TrainConfig, check_combination, parse_policy
 from .data import SpriteSet
 from .model import build_models, palette_temperature, recompute_batch_norm
@@ -175,8 +183,12 @@ class Trainer:
         train_cfg: TrainConfig | None = None,
         group: distributed.Group = distributed.SINGLE,
     ) -> Trainer:
-        """The trainer a checkpoint holds, on `group`'s ranks: a run resumes on any number of processes. Where that
-        number differs from the checkpoint's, the epoch in progress goes on from the same share of its order."""
+        """The trainer a loaded checkpoint (load_checkpoint) holds, to go on training on `group`'s ranks: a run
+        resumes on any number of processes; where that number differs from the checkpoint's, the epoch in progress
+        goes on from the same share of its order. Refused (CheckpointError) for one trained with settings this
+        version no longer has, whose configs only stand in for them."""
+        if settings := retired_settings(state):
+            raise CheckpointError(f"the checkpoint was trained with settings this version no longer has ({settings})")
         cfg = train_cfg or TrainConfig.from_dict(state["train_config"])
         trainer = cls(ModelConfig.from_dict(state["model_config"]), cfg, device, state["data"], group=group)
         load_weights(trainer.G, state["generator"], "generator")

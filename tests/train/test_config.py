@@ -9,9 +9,10 @@ import torch
 
 from conftest import invoke
 from dcgan.export.cli import main as export_main
-from dcgan.train.checkpoint import load_checkpoint, save_checkpoint
+from dcgan.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.config import LEGACY_TRAIN, ModelConfig, TrainConfig, retire
+from dcgan.train.loop import Trainer
 
 SHIPPED = Path(__file__).resolve().parents[2] / "serve" / "models" / "export.json"
 # what belongs to one run rather than to its recipe: which seed it drew, how often it wrote grids and kept checkpoints
@@ -95,6 +96,8 @@ def test_a_checkpoint_with_a_removed_option_exports_with_one_line_and_is_refused
     (error,) = [line for line in resumed.output.splitlines() if line.startswith("Error")]  # one line
     assert says in error and "cannot go on" in error
     assert load_checkpoint(old)["epoch"] == 2  # nothing trained
+    with pytest.raises(CheckpointError, match=says):  # nor through the Python API, whose configs only stand in
+        Trainer.from_state(load_checkpoint(old), torch.device("cpu"))
 
 
 def test_an_old_checkpoint_whose_removed_options_were_off_resumes_exactly_as_it_would_have(tiny_run, tmp_path):

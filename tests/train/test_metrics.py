@@ -45,6 +45,21 @@ def real():
     return sprites(120, 1), sprites(40, 2)  # train, holdout: same distribution, different sprites
 
 
+@pytest.fixture(scope="module")
+def reference(real):
+    """The real side, measured once for the module's tests: what evaluate(x, train, holdout, k=8) scores x against
+    (test_one_reference_scores_several_generators_as_separate_evaluations_would holds it to that)."""
+    train, holdout = real
+    return Reference(train, holdout, k=8)
+
+
+@pytest.fixture(scope="module")
+def fresh_and_collapsed(reference):
+    """Scores of new sprites from the real ones' distribution, and of a collapse onto two creatures."""
+    fresh, collapsed = sprites(80, 3), np.repeat(sprites(2, 4), 40, axis=0)
+    return fresh, collapsed, reference.score(fresh), reference.score(collapsed)
+
+
 def test_pixel_features_ignore_colour_under_transparent_pixels():
     a = np.zeros((1, 96, 96, 4), np.uint8)
     b = a.copy()
@@ -120,10 +135,8 @@ def test_kid_is_near_zero_for_one_distribution_and_large_for_two():
     assert abs(kid(a, b)) < 0.05 and kid(a, b + 3) > 1
 
 
-def test_a_real_holdout_scores_like_the_floor_and_collapse_is_caught(real):
-    train, holdout = real
-    fresh = evaluate(sprites(80, 3), train, holdout, k=8)["metrics"]
-    collapsed = evaluate(np.repeat(sprites(2, 4), 40, axis=0), train, holdout, k=8)["metrics"]
+def test_a_real_holdout_scores_like_the_floor_and_collapse_is_caught(fresh_and_collapsed):
+    fresh, collapsed = (result["metrics"] for result in fresh_and_collapsed[2:])
     assert fresh["near_duplicate_rate"]["model"] == 0 and collapsed["near_duplicate_rate"]["model"] == 1
     assert collapsed["diversity_ratio"]["model"] < 0.8 * fresh["diversity_ratio"]["model"]
     assert collapsed["jsd"]["model"] > 3 * fresh["jsd"]["model"]
@@ -133,37 +146,38 @@ def test_a_real_holdout_scores_like_the_floor_and_collapse_is_caught(real):
     assert 0.9 < fresh["memorisation_ratio"]["model"] < 1.1
 
 
-def test_colour_spread_catches_every_creature_in_one_colour(real):
-    train, holdout = real
-    fresh = sprites(80, 3)
+def test_colour_spread_catches_every_creature_in_one_colour(reference, fresh_and_collapsed):
+    fresh, _, scored, _ = fresh_and_collapsed
     one_colour = fresh.copy()
     one_colour[..., :3] = np.where(one_colour[..., 3:] > 0, np.array([200, 180, 120], np.uint8), 0)
-    metrics = evaluate(fresh, train, holdout, k=8)["metrics"]["colour_spread"]
+    metrics = scored["metrics"]["colour_spread"]
     assert metrics["model"] == pytest.approx(metrics["real_floor"], rel=0.35) and metrics["real_floor"] > 0.5
-    assert evaluate(one_colour, train, holdout, k=8)["metrics"]["colour_spread"]["model"] < 0.01
+    assert reference.score(one_colour)["metrics"]["colour_spread"]["model"] < 0.01
 
 
-def test_line_art_counts_dark_opaque_pixels_and_catches_washed_out_sprites(real):
+def test_line_art_counts_dark_opaque_pixels_and_catches_washed_out_sprites(real, fresh_and_collapsed):
     sprite = np.zeros((1, 4, 4, 4), np.uint8)
     sprite[0, :2, :, 3] = 255  # 8 opaque pixels: 2 black, 6 light; the black pixels under alpha 0 do not count
     sprite[0, :2, 2:, :3] = 230
     sprite[0, :2, :2, :3] = [[40, 40, 40], [255, 255, 255]]
     assert line_art_share(sprite) == pytest.approx(2 / 8)
     train, holdout = real
-    fresh = sprites(80, 3)
+    fresh, _, scored, _ = fresh_and_collapsed
     outlined = fresh.copy()
     opaque = fresh[..., 3] > 0
     edge = opaque & ~(np.roll(opaque, 1, 1) & np.roll(opaque, -1, 1) & np.roll(opaque, 1, 2) & np.roll(opaque, -1, 2))
     outlined[edge, :3] = 0  # a black outline, like real sprites'
     washed = outlined.copy()
     washed[..., :3] = np.where(opaque[..., None], 128 + outlined[..., :3] // 2, 0)  # halfway to white
-    ref = evaluate(outlined, outlined, holdout, k=8)["metrics"]["line_art"]
-    assert ref["model"] == pytest.approx(1.0)
-    assert evaluate(washed, outlined, holdout, k=8)["metrics"]["line_art"]["model"] == 0.0
-    assert evaluate(fresh, outlined, holdout, k=8)["metrics"]["line_art"]["model"] < 0.5 * ref["model"]
+    assert line_art_share(washed) == 0.0
+    assert line_art_share(fresh) < 0.5 * line_art_share(outlined)
+    # dcgan-eval reports the share over the training set's, beside the holdout's
+    line_art = scored["metrics"]["line_art"]
+    assert line_art["model"] == pytest.approx(line_art_share(fresh) / line_art_share(train))
+    assert line_art["real_floor"] == pytest.approx(line_art_share(holdout) / line_art_share(train))
 
 
-def test_grid_texture_finds_dots_on_the_upsampling_grid(real):
+def test_grid_texture_finds_dots_on_the_upsampling_grid(real, fresh_and_collapsed):
     train, holdout = real
     smooth = grid_texture(train)
     assert 0.8 < smooth < 1.25
@@ -173,8 +187,8 @@ def test_grid_texture_finds_dots_on_the_upsampling_grid(real):
     off_grid = train.copy()
     off_grid[:, ::7, ::7] = [0, 0, 0, 255]  # the same dots every 7 px: not on the grid
     assert grid_texture(off_grid) < 1.25 * smooth
-    metrics = evaluate(dotted, train, holdout, k=8)["metrics"]["grid_texture"]
-    assert metrics["model"] > 1.5 * metrics["real_floor"]
+    metrics = fresh_and_collapsed[2]["metrics"]["grid_texture"]  # dcgan-eval reports it beside the holdout's
+    assert metrics["model"] == grid_texture(fresh_and_collapsed[0]) and metrics["real_floor"] == grid_texture(holdout)
 
 
 def test_grid_texture_of_sprites_without_detail_is_one_not_nan():
@@ -203,38 +217,35 @@ def test_fid_matches_the_closed_form_for_diagonal_gaussians():
     assert fid(a, a) == pytest.approx(0.0, abs=1e-6) and fid(a, b) == pytest.approx(fid(b, a), rel=1e-6)
 
 
-def test_copying_the_training_set_shows_in_memorisation(real):
-    train, holdout = real
-    copied = evaluate(train[:60], train, holdout, k=8)["metrics"]
+def test_copying_the_training_set_shows_in_memorisation(real, reference):
+    train, _ = real
+    copied = reference.score(train[:60])["metrics"]
     assert copied["memorisation_ratio"]["model"] < 1e-3  # every sample sits on a training sprite
     assert nearest_distances(pixel_features(train[:5]), pixel_features(train)).max() < 1e-3
 
 
-def test_counted_metrics_carry_the_standard_error_of_their_holdout_sized_sets(real):
-    train, holdout = real  # holdout of 40: 120 samples make three sets of 40
+def test_counted_metrics_carry_the_standard_error_of_their_holdout_sized_sets(real, reference):
+    train, _ = real  # holdout of 40: 120 samples make three sets of 40
     generated = sprites(120, 5)
-    metrics = evaluate(generated, train, holdout, k=8)["metrics"]
+    metrics = reference.score(generated)["metrics"]
     t = pixel_features(train)
     centres = kmeans(t, 8, seed=EVAL_SEED)
-    reference = bin_counts(t, centres)
-    per_set = [ndb(reference, bin_counts(pixel_features(generated[i : i + 40]), centres)) for i in (0, 40, 80)]
+    train_bins = bin_counts(t, centres)
+    per_set = [ndb(train_bins, bin_counts(pixel_features(generated[i : i + 40]), centres)) for i in (0, 40, 80)]
     assert metrics["ndb"]["model"] == pytest.approx(np.mean(per_set))
     assert metrics["ndb"]["model_se"] == pytest.approx(np.std(per_set, ddof=1) / np.sqrt(3))
     assert {"near_duplicate_rate", "jsd"} <= {name for name, row in metrics.items() if "model_se" in row}
     assert "model_se" not in metrics["kid"]  # taken on the whole set at once
-    single = evaluate(generated[:40], train, holdout, k=8)["metrics"]
+    single = reference.score(generated[:40])["metrics"]
     assert single["ndb"]["model_se"] is None  # one set: no spread to take
     assert standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx(np.sqrt(5 / 3) / 2)  # sd sqrt(5/3), 4 values
 
 
-def test_one_reference_scores_several_generators_as_separate_evaluations_would(real):
+def test_one_reference_scores_several_generators_as_separate_evaluations_would(real, reference, fresh_and_collapsed):
     train, holdout = real
-    fresh, collapsed = sprites(80, 3), np.repeat(sprites(2, 4), 40, axis=0)
-    reference = Reference(train, holdout, k=8)
-    first = reference.score(fresh)
-    other = reference.score(collapsed)
-    assert reference.score(fresh) == first == evaluate(fresh, train, holdout, k=8)  # scoring leaves it unchanged
-    assert other == evaluate(collapsed, train, holdout, k=8)
+    fresh, collapsed, first, other = fresh_and_collapsed  # the module's reference scored both, in that order
+    assert reference.score(fresh) == first  # scoring leaves it unchanged
+    assert other == evaluate(collapsed, train, holdout, k=8)  # as a reference of its own scores it
     assert (
         other["metrics"]["near_duplicate_rate"]["model"] == 1 and first["metrics"]["near_duplicate_rate"]["model"] == 0
     )

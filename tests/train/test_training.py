@@ -133,6 +133,10 @@ def test_folder_of_gifs_of_assorted_sizes_is_a_run(tmp_path, no_training):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["count"] == 6
 
 
+# the collapse tests draw their samples themselves: the EMA generator's statistics, refreshed each epoch, go unused
+NO_EMA = ["--ema-half-life", 0, "--batch-size", 8]
+
+
 def diverse_sprites(n):
     rng = np.random.default_rng(11)
     return np.stack([np.asarray(synthetic_sprite(rng).convert("RGBA")) for _ in range(n)])
@@ -144,7 +148,8 @@ def test_collapse_alarm_is_loud_once_armed(make_sprites, tmp_path, monkeypatch):
     monkeypatch.setattr(watch, "WARMUP_EPOCHS", 1)
     one = diverse_sprites(1)
     monkeypatch.setattr(Trainer, "sample", lambda self, seeds: np.repeat(one, len(seeds), axis=0))
-    result = invoke(train_main, "--data", make_sprites(8), "--out", tmp_path / "loud", "--epochs", 2, *TINY)
+    args = ["--data", make_sprites(8), "--out", tmp_path / "loud", "--epochs", 2, *TINY, *NO_EMA]
+    result = invoke(train_main, *args)
     assert result.exit_code == 0 and result.output.count("MODE COLLAPSE at epoch") == 2
     assert "100% of samples have a twin" in result.output
 
@@ -162,7 +167,7 @@ def test_stop_on_collapse_keeps_the_best_checkpoint(make_sprites, tmp_path, monk
 
     monkeypatch.setattr(Trainer, "sample", sample)
     run = tmp_path / "run"
-    args = ["--data", make_sprites(48), "--out", run, "--epochs", 5, "--stop-on-collapse", *TINY, "--batch-size", 8]
+    args = ["--data", make_sprites(48), "--out", run, "--epochs", 5, "--stop-on-collapse", *TINY, *NO_EMA]
     result = invoke(train_main, *args)
     assert result.exit_code == 3, result.output
     assert "Stopped at epoch 2: mode collapse" in result.output and "best.pt (epoch 1)" in result.output
@@ -185,7 +190,7 @@ def test_samples_that_stay_crowded_into_a_few_bins_trip_the_alarm_across_a_resum
     spread, crowded = pool[:24], crowd(pool, centres, 24)
     monkeypatch.setattr(Trainer, "sample", lambda self, seeds: spread if self.epoch == 1 else crowded)
     run = tmp_path / "run"
-    first = invoke(train_main, "--data", data, "--out", run, "--epochs", 3, *TINY, "--batch-size", 8)
+    first = invoke(train_main, "--data", data, "--out", run, "--epochs", 3, *TINY, *NO_EMA)
     assert first.exit_code == 0 and "MODE COLLAPSE" not in first.output, first.output
     resumed = invoke(train_main, "--resume", run, "--epochs", 4)
     assert resumed.exit_code == 0 and "MODE COLLAPSE at epoch 4" in resumed.output, resumed.output
