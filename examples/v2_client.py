@@ -44,8 +44,11 @@ def png(sprite: np.ndarray) -> bytes:
     h, w, _ = sprite.shape
     rows = np.concatenate([np.zeros((h, 1), np.uint8), sprite.reshape(h, w * 4)], axis=1)  # filter None on each row
     header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes())) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes()))
+        + chunk(b"IEND", b"")
     )
 
 

@@ -82,8 +82,8 @@ class WalkSeeds(click.ParamType):
 )
 @click.option("--frames", type=click.IntRange(min=1), default=24, help="Frames per step of a --walk.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something goes wrong.")
-def main(out_dir, count, first_seed, seeds, shard, missing, model, batch_size, provider, threads, fp16, soft_alpha, colours, sheet,
-         scale, overwrite, walk, frames, quiet) -> None:  # fmt: skip
+def main(out_dir, count, first_seed, seeds, shard, missing, model, batch_size, provider, threads, fp16, soft_alpha,
+         colours, sheet, scale, overwrite, walk, frames, quiet) -> None:  # fmt: skip
     """Write sprites as 96x96 RGBA PNGs named by seed (seed000042.png) into OUT_DIR.
 
     A seed always names the same creature: z = numpy.random.default_rng(seed).standard_normal(nz, float32).
