@@ -82,9 +82,9 @@ def measure(reference, sprites: np.ndarray) -> dict[str, float]:
     """MEASURES of `sprites` against `reference` (dcgan.train.metrics.Reference), computed as Reference.score
     computes them, without the measures the curve does not draw."""
     from .likeness import likeness, two_sample_accuracy
-    from .metrics import hard_alpha, mean_pairwise_distance, nearest_distances, pixel_features, subsets
+    from .metrics import finish_levels, mean_pairwise_distance, nearest_distances, pixel_features, subsets
 
-    features, finished = pixel_features(sprites), hard_alpha(sprites)
+    features, finished = pixel_features(sprites), finish_levels(sprites)
     size = len(reference.holdout)
     values = {
         **likeness(finished, reference.train_spectrum),
