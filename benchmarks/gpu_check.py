@@ -1,4 +1,4 @@
-"""The prepared CUDA check (../shared/GPU.md): every GPU path in one command, a short table last.
+"""The prepared CUDA check: every GPU path in one command, a short table last.
 
     python benchmarks/gpu_check.py [--out DIR] [--checkpoint RUN_OR_CKPT]      # or GPU_CHECK_OUT=DIR
 

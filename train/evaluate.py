@@ -175,7 +175,7 @@ def main(
 
     \b
     Examples:
-      dcgan-eval runs/demo --data ../shared/data/pokemon --holdout ../shared/data/pokemon-holdout
+      dcgan-eval runs/demo --data $DATA --holdout $HOLDOUT
       dcgan-eval src/generator-rgba8.onnx --data sprites/ -n 500 --out report/
       dcgan-eval runs/demo --data sprites/ --inception-weights inception_v3_google-0cc3c7bd.pth
       dcgan-eval runs/demo/checkpoints/epoch0100.pt --data sprites/ --first-seed 200000   # choosing

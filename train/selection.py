@@ -110,7 +110,7 @@ def main(
 
     \b
     Examples:
-      dcgan-select runs/a runs/b --data ../shared/data/pokemon --holdout ../shared/data/pokemon-holdout
+      dcgan-select runs/a runs/b --data $DATA --holdout $HOLDOUT
       dcgan-select runs/a --data sprites/ -n 5000 --from-epoch 90 --out choice/
     """
     require_torch("dcgan-select")
