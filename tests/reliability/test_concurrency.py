@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY, invoke, read_until
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
+from dcgan.train.runs import RunLock
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def test_two_samplers_into_one_folder_leave_only_whole_correct_files(tiny_export
 def test_a_second_training_into_a_busy_run_folder_is_refused(make_sprites, tmp_path):
     run = tmp_path / "run"
     args = ["--data", str(make_sprites(6)), "--out", str(run), "--epochs", "500"]
-    tiny = [*TINY, "--sample-every", "1000"]
+    tiny = [*TINY, "--sample-every", "1000", "--ema-half-life", "0"]
     cmd = [sys.executable, "-m", "dcgan.train", *args, *tiny]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -66,6 +67,4 @@ def test_a_second_training_into_a_busy_run_folder_is_refused(make_sprites, tmp_p
             proc.kill()
             raise
     assert load_checkpoint(run)["epoch"] >= before  # the first run's checkpoints were its own
-    # once the first training has ended, the lock is free (a killed process frees it too)
-    result = invoke(train_main, "--resume", run, "--epochs", load_checkpoint(run)["epoch"] + 1, "-q")
-    assert result.exit_code == 0, result.output
+    RunLock(run).acquire().release()  # once the first training has ended, the lock is free (a killed one frees it too)
