@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py [--out DIR] [--checkpoint RUN_OR_CKPT]      # or GPU_CHECK_OUT=DIR
 
 1. Versions: card, driver, CUDA, cuDNN, torch, onnxruntime and its providers, the date.
-2. Export: the checkpoint given (default: a calibrated random width-64 generator, `dcgan.export.demo`) to
+2. Export: the checkpoint given (default: a calibrated random width-64 generator, `dcgan.train.demo`) to
    all five files, with the exporter's own CPU parity check.
 3. Parity on fresh seeds, batch 1, 7 and 256: onnxruntime CUDA fp32 and fp16, TorchScript CUDA fp32 and fp16,
    each against PyTorch fp32 on the CPU (max / mean |difference|, uint8 levels that differ).
@@ -33,13 +33,13 @@ import click
 import numpy as np
 import torch
 
-from dcgan.export import formats as F
-from dcgan.export.demo import demo_checkpoint
+from dcgan.export import formats
 from dcgan.export.exporter import ExportError, export_checkpoint
 from dcgan.export.parity import compare, table
 from dcgan.serve.latent import latents
 from dcgan.serve.runtime import ProviderError, open_session
 from dcgan.train.checkpoint import load_checkpoint, load_generator
+from dcgan.train.demo import demo_checkpoint
 
 PARITY_BATCHES = (1, 7, 256)
 SPEED_BATCHES = (256, 1024)
@@ -96,18 +96,18 @@ def gpu_parity(export_dir: Path, generator, log) -> tuple[list, list[str]]:
         with torch.no_grad():
             ref = generator(torch.from_numpy(z)).numpy()
         for variant in ("fp32", "fp16"):
-            path = export_dir / F.FORMATS[variant].filename
+            path = export_dir / formats.FORMATS[variant].filename
             session, why = cuda_session(path)
             if session is None:
                 problems.append(f"{path.name}: {why}")
                 continue
-            rows.append(compare(variant, F.run_onnx(session, z), ref, path.name, "onnxruntime CUDA"))
+            rows.append(compare(variant, formats.run_onnx(session, z), ref, path.name, "onnxruntime CUDA"))
         for variant in ("torchscript", "torchscript-fp16"):
-            path = export_dir / F.FORMATS[variant].filename
+            path = export_dir / formats.FORMATS[variant].filename
             if not torch.cuda.is_available():
                 problems.append(f"{path.name}: torch sees no CUDA device")
                 continue
-            out = F.run_torchscript(F.load_torchscript(path, "cuda"), z, "cuda")
+            out = formats.run_torchscript(formats.load_torchscript(path, "cuda"), z, "cuda")
             rows.append(compare(variant, out, ref, path.name, "torch.jit CUDA"))
     return rows, sorted(set(problems))
 
@@ -131,11 +131,11 @@ def throughput(export_dir: Path, generator) -> list[tuple[str, int, float]]:
     rows = []
     sync = torch.cuda.synchronize
     eager = generator.to("cuda")
-    ts16 = F.load_torchscript(export_dir / F.FORMATS["torchscript-fp16"].filename, "cuda")
-    sessions = {v: cuda_session(export_dir / F.FORMATS[v].filename)[0] for v in ("fp32", "fp16")}
+    ts16 = formats.load_torchscript(export_dir / formats.FORMATS["torchscript-fp16"].filename, "cuda")
+    sessions = {v: cuda_session(export_dir / formats.FORMATS[v].filename)[0] for v in ("fp32", "fp16")}
     for batch in SPEED_BATCHES:
         z = torch.from_numpy(latents(range(batch), generator.cfg.nz)).to("cuda")
-        with torch.no_grad(), F.full_fp32():
+        with torch.no_grad(), formats.full_fp32():
             rows.append(("PyTorch eager fp32", batch, batch / timed(partial(eager, z), sync)))
             rows.append(("TorchScript fp16", batch, batch / timed(partial(ts16, z), sync)))
         for variant, session in sessions.items():
@@ -189,7 +189,7 @@ def main(out: Path, checkpoint: Path | None) -> None:
     log(f"\nexporting {ckpt}")
     export_dir = out / "export"
     try:
-        result = export_checkpoint(ckpt, export_dir, list(F.FORMATS.values()), overwrite=True, log=log)
+        result = export_checkpoint(ckpt, export_dir, list(formats.FORMATS.values()), overwrite=True, log=log)
     except ExportError as err:  # the exporter's own parity (CPU and, here, CUDA rows) failed: show which
         log(f"{table(err.rows)}\nexport failed: {err}")
         sys.exit(1)

@@ -28,12 +28,12 @@ import onnxruntime as ort
 import torch
 from report import cpu_name, publish  # benchmarks/ is on sys.path when run as a script
 
-from dcgan.export import formats as F
-from dcgan.export.demo import demo_checkpoint
+from dcgan.export import formats
 from dcgan.export.exporter import export_checkpoint
 from dcgan.serve.latent import latents
 from dcgan.train.checkpoint import load_checkpoint, load_generator
 from dcgan.train.config import GENERATORS, ModelConfig
+from dcgan.train.demo import demo_checkpoint
 from dcgan.train.model import generator_flops
 
 BIN = Path(sys.executable).parent
@@ -78,7 +78,7 @@ def runners(export_dir: Path, generator) -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        scripted = torch.jit.load(str(export_dir / F.FILES["torchscript"]))
+        scripted = torch.jit.load(str(export_dir / formats.FILES["torchscript"]))
 
     def torch_runner(module):
         def run(z):
@@ -90,9 +90,9 @@ def runners(export_dir: Path, generator) -> dict:
     return {
         "PyTorch eager": torch_runner(generator),
         "TorchScript": torch_runner(scripted),
-        "ORT fp32": onnx_runner(export_dir / F.FILES["fp32"]),
-        "ORT fp16 (CPU computes fp32)": onnx_runner(export_dir / F.FILES["fp16"]),
-        "ORT rgba8": onnx_runner(export_dir / F.FILES["rgba8"]),
+        "ORT fp32": onnx_runner(export_dir / formats.FILES["fp32"]),
+        "ORT fp16 (CPU computes fp32)": onnx_runner(export_dir / formats.FILES["fp16"]),
+        "ORT rgba8": onnx_runner(export_dir / formats.FILES["rgba8"]),
     }
 
 
@@ -128,7 +128,7 @@ def main(checkpoint, kind, ngf, rounds, out):
     work = Path(tempfile.mkdtemp(prefix="sample-speed-"))
     ckpt = checkpoint or demo_checkpoint(work / "run" / "checkpoint.pt", ModelConfig(ngf=ngf, generator=kind))
     export_dir = work / "export"
-    export_checkpoint(ckpt, export_dir, list(F.FORMATS.values()), log=lambda _m: None)
+    export_checkpoint(ckpt, export_dir, list(formats.FORMATS.values()), log=lambda _m: None)
     generator = load_generator(load_checkpoint(ckpt))
     flops = generator_flops(generator.cfg)
 

@@ -93,8 +93,8 @@ def main(generator, ngf, ndf, batch_size, emulated_bf16, steps, rounds, out):
         "| configuration | images/s | vs fp32 |",
         "|---|---:|---:|",
     ]
-    chosen_amp = default.amp and cpu_has_native_bf16() and "bf16 autocast + channels-last" in results
     default = TrainConfig()
+    chosen_amp = default.amp and cpu_has_native_bf16() and "bf16 autocast + channels-last" in results
     for name, amp, cl, fast in CONFIGS:
         if name not in results:
             continue

@@ -22,7 +22,7 @@ from dcgan.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_genera
 from dcgan.train.config import ModelConfig
 from dcgan.train.model import Generator
 
-from . import formats as F
+from . import formats
 from .parity import ParityRow, compare
 
 
@@ -56,7 +56,7 @@ def newest_run(root: Path = Path("runs")) -> Path | None:
     return checkpoints[-1].parent if checkpoints else None
 
 
-def metadata(state: dict, checkpoint_sha: str, fmt: F.Format, exported: str) -> dict[str, str]:
+def metadata(state: dict, checkpoint_sha: str, fmt: formats.Format, exported: str) -> dict[str, str]:
     cfg = ModelConfig.from_dict(state["model_config"])
     sprite = fmt.output == OUTPUT_SPRITE
     values = {
@@ -85,16 +85,20 @@ def parity_devices() -> tuple[str, ...]:
     return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
 
 
-def run_file(fmt: F.Format, path: Path, z: np.ndarray, device: str) -> np.ndarray | None:
+def run_file(fmt: formats.Format, path: Path, z: np.ndarray, device: str) -> np.ndarray | None:
     """The file's output for `z` on `device` ("cpu" or "cuda"), or None when that device is not available."""
     if fmt.family == "onnx":
-        session = F.onnx_session(path, device)
-        return None if session is None else F.run_onnx(session, z)
-    return F.run_torchscript(F.load_torchscript(path, device), z, device)
+        session = formats.onnx_session(path, device)
+        return None if session is None else formats.run_onnx(session, z)
+    return formats.run_torchscript(formats.load_torchscript(path, device), z, device)
 
 
 def parity_rows(
-    fmt: F.Format, path: Path, generator: Generator, seed_batches: list[list[int]], devices: tuple[str, ...] = ("cpu",)
+    fmt: formats.Format,
+    path: Path,
+    generator: Generator,
+    seed_batches: list[list[int]],
+    devices: tuple[str, ...] = ("cpu",),
 ) -> list[ParityRow]:
     """Rows for `path` on every available device, one per batch of seeds."""
     rows = []
@@ -107,25 +111,26 @@ def parity_rows(
             out = run_file(fmt, path, z, device)
             if out is not None:
                 runtime = ("onnxruntime " if fmt.family == "onnx" else "torch.jit ") + device.upper()
-                rows.append(compare(fmt.variant, out, ref, path.name, runtime))
+                chosen = generator.cfg.generator == "palette"
+                rows.append(compare(fmt.variant, out, ref, path.name, runtime, chosen=chosen))
     return rows
 
 
 def export_checkpoint(
     source: Path,
     out_dir: Path | None,
-    formats: list[F.Format],
+    wanted: list[formats.Format],
     overwrite: bool = False,
     seed_batches: list[list[int]] | None = None,
     log=print,
 ) -> ExportResult:
-    """Write `formats` for the checkpoint `source` (a file or a run folder) into `out_dir`."""
+    """Write the `wanted` formats for the checkpoint `source` (a file or a run folder) into `out_dir`."""
     ckpt = source / CHECKPOINT_NAME if source.is_dir() else source
     state = load_checkpoint(ckpt)
     if note := retired_note(state, ckpt):
         log(note)
     out_dir = Path(out_dir) if out_dir is not None else ckpt.parent / "export"
-    targets = [out_dir / f.filename for f in formats] + [out_dir / EXPORT_MANIFEST]
+    targets = [out_dir / f.filename for f in wanted] + [out_dir / EXPORT_MANIFEST]
     existing = [p.name for p in targets if p.exists()]
     if existing and not overwrite:
         raise ExportError(f"{out_dir} already has {', '.join(existing)}; pass --overwrite to replace them")
@@ -141,10 +146,10 @@ def export_checkpoint(
     staging.mkdir()
     try:
         files, rows = {}, []
-        for fmt in formats:
+        for fmt in wanted:
             log(f"writing {fmt.filename} ({fmt.description})")
             path = staging / fmt.filename
-            F.write(
+            formats.write(
                 fmt, copy.deepcopy(generator), generator.cfg.nz, path, metadata(state, checkpoint_sha, fmt, exported)
             )
             rows += parity_rows(fmt, path, generator, seed_batches, parity_devices())

@@ -4,15 +4,16 @@ dcgan.serve.SpriteGenerator and dcgan.serve.writer."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .seeds import MAX_SEED, Seeds, parse_seeds, parse_walk, seed_range
+from .seeds import MAX_SEED, Seeds, parse_seeds, parse_shard, parse_walk, seed_range
 from .signals import StopRequest, stop_on_signals
-from .writer import FolderError, SampleError, sample_to_folder
+from .writer import FolderError, SampleError, existing_seeds, sample_to_folder
 
 MAX_SHEET = 1024  # sprites in one --sheet picture (32 x 32 of them is already 3,000 px wide)
 
@@ -48,6 +49,12 @@ class WalkSeeds(click.ParamType):
 @click.option(
     "--seeds", type=SeedList(), default=None, help="Exactly these seeds, e.g. 0-63,100,200-209 (instead of -n)."
 )
+@click.option("--shard", default=None, metavar="I/K",
+              help="Write only part I of K (I from 0) of these seeds; auto: from a Slurm array or, as auto/K, an "
+                   "Indexed Job. The K parts together are exactly the whole run.")  # fmt: skip
+@click.option("--missing", is_flag=True,
+              help="Write nothing: print the seeds (of this shard) that have no file in OUT_DIR, as a --seeds list; "
+                   "exit 1 when there are any.")  # fmt: skip
 @click.option("--model", type=click.Path(path_type=Path), default=None, show_default=False,
               help="ONNX file from dcgan-export, export folder or run folder. Default: the shipped model.")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
@@ -75,8 +82,8 @@ class WalkSeeds(click.ParamType):
 )
 @click.option("--frames", type=click.IntRange(min=1), default=24, help="Frames per step of a --walk.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something goes wrong.")
-def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads, fp16, soft_alpha, colours, sheet,
-         scale, overwrite, walk, frames, quiet) -> None:  # fmt: skip
+def main(out_dir, count, first_seed, seeds, shard, missing, model, batch_size, provider, threads, fp16, soft_alpha,
+         colours, sheet, scale, overwrite, walk, frames, quiet) -> None:  # fmt: skip
     """Write sprites as 96x96 RGBA PNGs named by seed (seed000042.png) into OUT_DIR.
 
     A seed always names the same creature: z = numpy.random.default_rng(seed).standard_normal(nz, float32).
@@ -89,6 +96,8 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
       dcgan-sample -n 100000 --seed 1000 --model runs/demo big/
       dcgan-sample --walk 3,17,42 --frames 24 walk.gif   # a looping latent walk (or walk.png, a strip)
       dcgan-sample -n 64 --colours 16 --sheet indexed/   # post-processed to 16 colours a sprite
+      dcgan-sample -n 1000000 --shard 3/16 /shared/sprites/   # part 3 of 16 (auto: from Slurm or Kubernetes)
+      dcgan-sample -n 1000000 --missing /shared/sprites/      # which seeds have no file yet
     """
     from .generator import ModelError, SpriteGenerator  # onnxruntime: imported here to keep --help quick
     from .runtime import ProviderError
@@ -103,7 +112,8 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
         return gen
 
     if walk is not None:
-        given = [name for name, on in (("-n", count), ("--seeds", seeds), ("--sheet", sheet),
+        given = [name for name, on in (("-n", count), ("--seeds", seeds), ("--sheet", sheet), ("--shard", shard),
+                                       ("--missing", missing),
                                        ("--soft-alpha", soft_alpha), ("--colours", colours)) if on]  # fmt: skip
         if given:
             raise click.UsageError(f"--walk makes one picture from its own seeds; {', '.join(given)} cannot go with it")
@@ -118,6 +128,21 @@ def main(out_dir, count, first_seed, seeds, model, batch_size, provider, threads
             seeds = seed_range(first_seed, count)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="-n") from err
+    if shard is not None:
+        try:
+            seeds = seeds.shard(*parse_shard(shard, os.environ))
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--shard") from err
+    if missing:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise click.BadParameter(f"{out_dir} is a file, not a folder", param_hint="OUT_DIR")
+        absent = seeds.without(existing_seeds(out_dir))
+        if not quiet:
+            click.echo(f"{len(absent)} of {len(seeds)} sprites missing in {out_dir}", err=True)
+        if len(absent):
+            click.echo(str(absent))
+            raise click.exceptions.Exit(1)
+        return
     if sheet and len(seeds) > MAX_SHEET:
         raise click.BadParameter(f"a sheet holds at most {MAX_SHEET} sprites, not {len(seeds)}", param_hint="--sheet")
     if out_dir.exists() and not out_dir.is_dir():

@@ -24,6 +24,9 @@ FILES = {
     "torchscript-fp16": "generator-fp16.torchscript",
 }
 EXPORT_MANIFEST = "export.json"
+# The name a variant goes by on an inference server: its model folder in a Triton model repository
+# (dcgan-export --triton), and so the <name> in the Open Inference Protocol's /v2/models/<name>.
+SERVED_NAMES = {"rgba8": "dcgan-rgba8", "fp32": "dcgan-fp32"}
 
 # ONNX metadata_props keys (TorchScript files carry the same dict as JSON in _extra_files["dcgan.json"]).
 META_PREFIX = "dcgan."

@@ -159,12 +159,16 @@ class SpriteGenerator:
 
     def from_latents(self, z: np.ndarray) -> np.ndarray:
         """One batch from latents float32 (B, nz) of one's own (a walk between seeds' latents, say)."""
+        out = self.run(z)
+        return out if self.info.output == OUTPUT_SPRITE else finish_sprites(out, hard_alpha=not self.soft_alpha)
+
+    def run(self, z: np.ndarray) -> np.ndarray:
+        """The model's own output for latents float32 (B, nz): `info.output`, unfinished."""
         binding = self.session.session.io_binding()  # on CUDA, z goes to and sprites come from the device
         binding.bind_cpu_input(INPUT, z)
         binding.bind_output(self.info.output, self._device)
         self.session.session.run_with_iobinding(binding)
-        out = binding.copy_outputs_to_cpu()[0]
-        return out if self.info.output == OUTPUT_SPRITE else finish_sprites(out, hard_alpha=not self.soft_alpha)
+        return binding.copy_outputs_to_cpu()[0]
 
     def batches(self, seeds: Iterable[int]) -> Iterator[tuple[list[int], np.ndarray]]:
         """(seeds, sprites) per batch of `batch_size`; memory stays bounded for any number of seeds."""

@@ -32,6 +32,32 @@ class Seeds:
     def __str__(self) -> str:
         return ",".join(f"{r.start}" if len(r) == 1 else f"{r.start}-{r.stop - 1}" for r in self.ranges)
 
+    def shard(self, index: int, count: int) -> Seeds:
+        """Part `index` of `count` (0-based): the seeds at positions len*index//count .. len*(index+1)//count - 1,
+        in the order given. The parts never overlap and together are exactly these seeds, so `count` workers
+        split a run with no coordination; each part is a few contiguous ranges, whatever its size."""
+        total = len(self)
+        start, stop = total * index // count, total * (index + 1) // count
+        ranges, at = [], 0
+        for r in self.ranges:
+            lo, hi = max(start - at, 0), min(stop - at, len(r))
+            if lo < hi:
+                ranges.append(r[lo:hi])
+            at += len(r)
+        return Seeds(ranges)
+
+    def without(self, present: set[int]) -> Seeds:
+        """These seeds less those in `present`, as ranges."""
+        ranges: list[range] = []
+        for seed in self:
+            if seed in present:
+                continue
+            if ranges and ranges[-1].stop == seed:
+                ranges[-1] = range(ranges[-1].start, seed + 1)
+            else:
+                ranges.append(range(seed, seed + 1))
+        return Seeds(ranges)
+
 
 def seed_range(first: int, count: int) -> Seeds:
     """Seeds first .. first+count-1; ValueError past MAX_SEED."""
@@ -63,6 +89,43 @@ def parse_seed(text: str) -> int:
     if not re.fullmatch(SEED, str(text)):
         raise ValueError(f"{text!r} is not a seed (a whole number from 0 to {MAX_SEED})")
     return int(text)
+
+
+def parse_shard(text: str, environ) -> tuple[int, int]:
+    """ "I/K" (shard I of K, I from 0), "auto" or "auto/K" -> (I, K); ValueError otherwise.
+
+    auto reads a Slurm job array (SLURM_ARRAY_TASK_ID from SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT) or a
+    Kubernetes Indexed Job (JOB_COMPLETION_INDEX; Kubernetes does not give the count, so it is "auto/K").
+    """
+    m = re.fullmatch(r"(\d+|auto)(?:/(\d+))?", str(text).replace(" ", ""))
+    if not m or (m.group(1) != "auto" and m.group(2) is None):
+        raise ValueError(f"{text!r} is not a shard: I/K (I from 0 to K-1), auto, or auto/K")
+    given = int(m.group(2)) if m.group(2) else None
+    if m.group(1) != "auto":
+        index, count = int(m.group(1)), given
+    elif "SLURM_ARRAY_TASK_ID" in environ:
+        try:
+            first = int(environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+            index = int(environ["SLURM_ARRAY_TASK_ID"]) - first
+            count = int(environ["SLURM_ARRAY_TASK_COUNT"])
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"auto: the Slurm array variables are incomplete or not numbers ({err})") from None
+        if given is not None and given != count:
+            raise ValueError(f"auto/{given}: the Slurm array has {count} tasks")
+        step = environ.get("SLURM_ARRAY_TASK_STEP", "1")
+        if step != "1":
+            raise ValueError(f"auto needs an array without a step (--array=0-{count - 1}), not step {step}")
+    elif "JOB_COMPLETION_INDEX" in environ:
+        if given is None:
+            raise ValueError("auto in an Indexed Job needs the count: auto/K, with K the Job's completions")
+        if not environ["JOB_COMPLETION_INDEX"].isdigit():
+            raise ValueError(f"JOB_COMPLETION_INDEX={environ['JOB_COMPLETION_INDEX']!r} is not a number")
+        index, count = int(environ["JOB_COMPLETION_INDEX"]), given
+    else:
+        raise ValueError("auto found neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX; give the shard as I/K")
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: the index runs from 0 to the count - 1")
+    return index, count
 
 
 def parse_walk(text: str) -> list[int]:

@@ -1,9 +1,10 @@
 """`dcgan-serve`: the sampler over HTTP, on the standard library's HTTP server; never torch.
 
 GET (and HEAD) routes: /sprite/{seed}.png, /sheet.png?seeds=0-63&scale=2, /walk.gif?from=3&to=17&frames=24, /health
-and /, a page that needs no JavaScript; with --browser, the browser example under /browser/. A request carries numbers
-only: the server answers from the one model it opened at start, and the browser page's few files are read into memory
-then too (serve/browser.py), so nothing in a request names a file or reaches a shell.
+and /, a page that needs no JavaScript; the Open Inference Protocol's /v2 routes, with POST /v2/models/<name>/infer
+(serve/v2.py); with --browser, the browser example under /browser/. A request carries numbers only: the server answers
+from the one model it opened at start, and the browser page's few files are read into memory then too
+(serve/browser.py), so nothing in a request names a file or reaches a shell.
 
 What one request or client can hold is bounded: a sheet or walk has a cost budget (--max-batch), at most HEAVY of them
 run at once (more get 503 with Retry-After), a connection that sends no complete request within --timeout is closed,
@@ -37,6 +38,7 @@ import numpy as np
 from .contract import package_version
 from .images import scaled_sheet
 from .seeds import MAX_SEED, SEED, parse_seeds
+from .v2 import V2Error, infer_response, max_body, metadata, parse_infer, served_name, server_metadata
 from .walk import MAX_FRAMES, encode_walk, walk_latents
 from .writer import encode_png
 
@@ -46,7 +48,7 @@ WALK_FRAME_COST = 4  # a GIF frame costs about four sheet sprites: each is quant
 HEAVY = 2  # sheets and walks at once; more get 503: two at the budget stay within about 0.5 GB (docs/sampling.md)
 RETRY_AFTER = 2  # seconds, for a 503
 PAGE_SPRITES = 64
-METHODS = "GET, HEAD"
+METHODS = "GET, HEAD"  # and POST at the v2 protocol's infer route
 
 
 class BadRequest(ValueError):
@@ -127,6 +129,8 @@ class App:
                 return Response(200, "image/png", self.heavy(self.sheet, query))
             if url.path == "/walk.gif":
                 return Response(200, "image/gif", self.heavy(self.walk, query))
+            if url.path == "/v2" or url.path.startswith("/v2/"):
+                return self.v2_get(url.path)
             if url.path == "/health":
                 return Response(200, "application/json", json.dumps(self.health(), indent=2).encode())
             if url.path == "/":
@@ -146,6 +150,40 @@ class App:
         if url.path.startswith("/browser") and self.browser is None:
             return error(404, "the browser page is served with dcgan-serve --browser examples/browser")
         return error(404, f"no route {url.path}")
+
+    def v2_get(self, path: str) -> Response:
+        """The Open Inference Protocol's GET routes (serve/v2.py)."""
+        name = served_name(self.gen.info)
+        answers = {
+            "/v2": server_metadata(),
+            "/v2/health/live": {"live": True},
+            "/v2/health/ready": {"ready": True},
+            f"/v2/models/{name}": metadata(self.gen.info),
+            f"/v2/models/{name}/versions/1": metadata(self.gen.info),
+            f"/v2/models/{name}/ready": {"name": name, "ready": True},
+            f"/v2/models/{name}/versions/1/ready": {"name": name, "ready": True},
+        }
+        if path not in answers:
+            return error(404, f"no route {path}; this server serves the model {name}")
+        return Response(200, "application/json", json.dumps(answers[path]).encode())
+
+    def post(self, path: str, body: bytes) -> Response:
+        """POST /v2/models/<name>/infer, the one route that takes a body."""
+        name = served_name(self.gen.info)
+        if path not in (f"/v2/models/{name}/infer", f"/v2/models/{name}/versions/1/infer"):
+            return error(404, f"no POST route {path}; this server infers at /v2/models/{name}/infer")
+        try:
+            z, echo = parse_infer(body, self.gen.info, self.max_cost)
+            return Response(200, "application/json", self.heavy(lambda _: self.v2_infer(z, echo), {}))
+        except V2Error as err:
+            return error(err.status, str(err))
+        except Busy as err:
+            return error(503, str(err), **{"Retry-After": str(RETRY_AFTER)})
+
+    def v2_infer(self, z: np.ndarray, echo: dict) -> bytes:
+        step = self.gen.batch_size
+        out = np.concatenate([self.gen.run(z[i : i + step]) for i in range(0, len(z), step)])
+        return infer_response(out, self.gen.info, echo)
 
     def sprite(self, seed: int) -> np.ndarray:
         return self.batcher.sprite(seed) if self.batcher is not None else self.gen([seed])[0]
@@ -316,6 +354,30 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()
 
+    def do_POST(self) -> None:  # noqa: N802
+        app = self.server.app
+        if not self.path.startswith("/v2/"):
+            self.not_allowed()
+            return
+        limit = max_body(app.gen.info.nz, app.max_cost)
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            self.respond(error(411, "a POST needs a Content-Length (chunked bodies are not read)"), close=True)
+            return
+        if int(length) > limit:  # refused unread, so the connection closes
+            self.respond(error(413, f"the body is {length} bytes; this server reads at most {limit}"), close=True)
+            return
+        body = self.rfile.read(int(length))  # within the request's deadline, as the headers were
+        if len(body) < int(length):
+            self.respond(error(400, "the body ended before its Content-Length"), close=True)
+            return
+        try:
+            response = app.post(urlsplit(self.path).path, body)
+        except Exception as err:  # noqa: BLE001 - one request's failure is its 500, not the server's end
+            self.log_message("error in %s: %r", self.path, err)
+            response = error(500, f"the server failed on this request ({type(err).__name__})")
+        self.respond(response)
+
     def not_allowed(self) -> None:
         message = f"{self.command} is not allowed; this server answers {METHODS}"
         self.respond(error(405, message, Allow=METHODS), close=True)  # a body it may have sent is never read
@@ -429,7 +491,7 @@ class Server(ThreadingHTTPServer):
 @click.option("-q", "--quiet", is_flag=True, help="No line per request.")  # fmt: skip
 def main(model, provider, host, port, threads, max_batch, timeout, max_connections, browser, quiet) -> None:
     """Serve sprites over HTTP: /sprite/SEED.png, /sheet.png?seeds=0-63&scale=2, /walk.gif?from=3&to=17,
-    /health, and a page at /.
+    /health, a page at /, and the Open Inference Protocol (v2) that Triton and KServe speak, at /v2.
 
     \b
     Examples:

@@ -202,6 +202,7 @@ def sample_to_folder(gen, seeds, out_dir: Path, overwrite: bool = False, colours
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FolderError(f"{out_dir} is a file, not a folder")
+    checked: set[int] = set()  # existing files found to hold these very sprites: not drawn again
     if not overwrite:
         clash = sorted(s for s in existing_seeds(out_dir) if s in seeds)
         if sheet and (out_dir / "sheet.png").exists():
@@ -211,6 +212,8 @@ def sample_to_folder(gen, seeds, out_dir: Path, overwrite: bool = False, colours
                 f"{out_dir} already has {len(clash)} of these files, and {sprite_name(differs)} is not the sprite "
                 "this model draws; nothing was written. Pass --overwrite to replace them, or choose another folder"
             )
+        if not sheet:  # a sheet needs every sprite in hand
+            checked = set(clash)
     created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -227,6 +230,11 @@ def sample_to_folder(gen, seeds, out_dir: Path, overwrite: bool = False, colours
     kept = [] if sheet else None
     started = time.perf_counter()
     writer = SpriteWriter(out_dir, overwrite=overwrite)
+    if checked:  # a rerun after an interruption, or of a shard: only the missing files are drawn and written
+        writer.kept = len(checked)
+        seeds = [s for s in seeds if s not in checked]
+        if progress is not None:
+            progress(len(checked))
     try:
         with writer:
             for chunk, sprites in render(gen, seeds, colours):

@@ -1,8 +1,10 @@
-"""Shared fixtures: small synthetic sprites (never the real data), the shared data folder when present, and a
-tiny exported generator for the serve tests (built once per session; making it needs the export side)."""
+"""Shared fixtures: small synthetic sprites (never the real data), the shared data folder when present, one tiny
+training run and a tiny exported generator (each built once per session), the tiny training arguments, and the
+helpers that run a command as a user would and compare sprites that two computations drew."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,29 @@ import pytest
 from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The smallest networks and batch that train: for every test that trains, through the CLI or a subprocess
+TINY = ["--ngf", "4", "--ndf", "4", "--batch-size", "2", "-q"]
+
+
+def invoke(command, *args):
+    """Run a click command in this process with `args` as a user's command line gives them (as text); the result
+    holds exit_code and output (stdout and stderr)."""
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(command, [str(a) for a in args])
+
+
+def assert_within_a_level(got: np.ndarray, expected: np.ndarray, levels: int = 1, flipped: float = 1e-3) -> None:
+    """Finished uint8 sprites (..., H, W, 4) that two computations (batches, kernels, runtimes) drew for the same
+    seeds: colours within `levels` where both are opaque, and alpha equal but where the raw alpha sat on the
+    threshold, which may round either way (at most a `flipped` share of pixels). Only tests/serve/test_generator.py's
+    batch invariance test asks for more: the same sprite, bit for bit."""
+    assert got.shape == expected.shape and got.dtype == expected.dtype == np.uint8
+    got, expected = got.astype(np.int16), expected.astype(np.int16)
+    differ = got[..., 3] != expected[..., 3]
+    assert differ.mean() <= flipped, f"alpha differs on {differ.mean():.2%} of pixels"
+    both = ~differ & (got[..., 3] == 255)
+    assert np.abs(got[..., :3] - expected[..., :3])[both].max(initial=0) <= levels
 
 
 def crowd(pool: np.ndarray, centres: np.ndarray, n: int) -> np.ndarray:
@@ -75,12 +100,42 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder trained once per session with the default recipe (EMA, DiffAugment) at TINY size: 2 epochs on 8
+    synthetic sprites (4 steps each), both epochs kept (checkpoints/epoch0001.pt, epoch0002.pt). Read it; copy it
+    (`copy_run`) before anything writes into it. Its sprites are the folder beside it."""
+    from dcgan.train.cli import main as train_main
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    data = write_sprites(root / "sprites", 8)
+    result = invoke(train_main, "--data", data, "--out", root / "run", "--epochs", 2, "--keep-every", 1, *TINY)
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A copy of the run folder `run` at `dest`, every file new (written now): a run of its own to resume, export or
+    break. It still names the same sprites."""
+    shutil.copytree(run, dest, copy_function=shutil.copy)
+    return dest
+
+
+@pytest.fixture
+def no_training(monkeypatch) -> None:
+    """dcgan-train sets the run up (data, config.json, the lock) and stops where training would start: for tests of
+    what a command line sets up, not of training."""
+    import dcgan.train.runs as runs
+
+    monkeypatch.setattr(runs, "run", lambda job, **_options: job.lock.release())
+
+
+@pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory) -> Path:
     """An export folder (generator.onnx, -fp16.onnx, -rgba8.onnx) of a small calibrated random generator."""
     from dcgan.export import formats
-    from dcgan.export.demo import demo_checkpoint
     from dcgan.export.exporter import export_checkpoint
     from dcgan.train.config import ModelConfig
+    from dcgan.train.demo import demo_checkpoint
 
     root = tmp_path_factory.mktemp("tiny")
     ckpt = demo_checkpoint(root / "run" / "checkpoint.pt", ModelConfig(ngf=8, ndf=8))

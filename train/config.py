@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 
 BASE_SIZE = 6  # side of the first feature map; every later stage doubles it
 
-# Discriminator normalisation: "batch" is the DCGAN paper's; "spectral" (Miyato et al. 2018) puts spectral norm
-# on every convolution instead; "none" suits --loss wgan-gp, whose per-sample penalty batch norm breaks.
-D_NORMS = ("batch", "spectral", "none")
-LOSSES = ("bce", "hinge", "wgan-gp")
+# Discriminator normalisation: "batch" is the DCGAN paper's; "none" suits --loss wgan-gp, whose per-sample penalty
+# batch norm breaks.
+D_NORMS = ("batch", "none")
+LOSSES = ("bce", "wgan-gp")
 # Generator upsampling: "paper" is the DCGAN paper's stride-2 4x4 transposed convolutions, whose uneven overlap
 # draws a checkerboard (Odena et al. 2016); "resize" doubles the side by nearest-neighbour resizing, then a stride-1
 # 3x3 convolution, and ends in a stride-1 convolution, so no pixel gets more of a kernel than its neighbours;
@@ -25,7 +25,7 @@ POLICIES = ("color", "translation", "cutout")  # DiffAugment's, as train/augment
 
 # What checkpoints written before a setting existed were trained with (their dicts lack the key).
 LEGACY_MODEL = {"d_norm": "batch", "generator": "paper"}
-LEGACY_TRAIN = {"loss": "bce", "diffaugment": "", "ema_half_life": 0, "r1": 0.0}
+LEGACY_TRAIN = {"loss": "bce", "diffaugment": "", "ema_half_life": 0}
 
 # Settings that earlier versions had and this one does not, each with the value at which it changed nothing (None:
 # it never changed anything alone). A checkpoint that holds one at that value trained as this version trains; one
@@ -33,9 +33,12 @@ LEGACY_TRAIN = {"loss": "bce", "diffaugment": "", "ema_half_life": 0, "r1": 0.0}
 RETIRED_MODEL = {"mbstd_group": 0, "discriminator": "global"}
 RETIRED_TRAIN = {
     "lr_d": 0.0, "lecam": 0.0, "label_smoothing": 0.0, "ada_target": 0.0, "replay": 0.0, "instance_noise": 0.0,
-    "instance_noise_epochs": None, "d_joint_batch": False, "g_init": "normal", "even_upsampling": False,
+    "instance_noise_epochs": None, "d_joint_batch": False, "g_init": "normal", "even_upsampling": False, "r1": 0.0,
 }  # fmt: skip
-RETIRED_VALUES = {"d_norm": ("spectral-batch", "spectral")}  # a retired value, and the generator-side equivalent
+# Values that earlier versions allowed for a setting this one keeps, each with the value that stands in for it so the
+# config still parses: the generator is the same whatever D's normalisation or the loss was.
+RETIRED_MODEL_VALUES = {"d_norm": {"spectral-batch": "none", "spectral": "none"}}
+RETIRED_TRAIN_VALUES = {"loss": {"hinge": "bce"}}
 
 
 def retire(model: dict, train: dict) -> tuple[dict, dict, dict]:
@@ -47,9 +50,10 @@ def retire(model: dict, train: dict) -> tuple[dict, dict, dict]:
         for key, off in retired.items():
             if key in config and (value := config.pop(key)) != off and off is not None:
                 in_use[key] = value
-    for key, (value, equivalent) in RETIRED_VALUES.items():
-        if model.get(key) == value:
-            in_use[key], model[key] = value, equivalent
+    for config, retired_values in ((model, RETIRED_MODEL_VALUES), (train, RETIRED_TRAIN_VALUES)):
+        for key, stand_ins in retired_values.items():
+            if config.get(key) in stand_ins:
+                in_use[key], config[key] = config[key], stand_ins[config[key]]
     return model, train, in_use
 
 
@@ -67,7 +71,7 @@ def check_combination(model: ModelConfig, train: TrainConfig) -> None:
     if train.loss == "wgan-gp" and model.d_norm == "batch":
         raise ValueError(
             "loss wgan-gp penalises each sample's gradient, which batch norm mixes across the batch; "
-            "use d_norm (--d-norm) none or spectral"
+            "use d_norm (--d-norm) none"
         )
 
 
@@ -131,13 +135,10 @@ class TrainConfig:
     sample_every: int = 1  # epochs between grids + metrics lines
     keep_every: int = 0  # epochs between checkpoints kept as checkpoints/epochNNNN.pt (hard links); 0: none
     preset: str = "default"  # the recipe the settings came from (PRESETS)
-    loss: str = "bce"  # LOSSES: the non-saturating BCE of the DCGAN paper, hinge, or Wasserstein with penalty
+    loss: str = "bce"  # LOSSES: the non-saturating BCE of the DCGAN paper, or Wasserstein with gradient penalty
     gp_weight: float = 10.0  # gradient-penalty weight of --loss wgan-gp
     diffaugment: str = "color,translation,cutout"  # DiffAugment policy; "" for none
     ema_half_life: int = 20000  # images over which the EMA generator's weights halve their lag; 0: no EMA
-    # R1 (Mescheder et al. 2018): (r1 / 2) * |grad D|^2 at the real sprites D sees, added to D's loss, keeps D's
-    # score flat around the data, which lets GAN training converge where it would circle; 0: off
-    r1: float = 0.0
     # images over which the palette generator's softmax temperature falls from 1 to nearly hard (log-linearly)
     palette_anneal: int = 300_000
 
@@ -150,7 +151,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "sample_every", "lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("gp_weight", "r1", "ema_half_life", "keep_every", "palette_anneal"):
+        for name in ("gp_weight", "ema_half_life", "keep_every", "palette_anneal"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (off) or positive, got {getattr(self, name)}")
 

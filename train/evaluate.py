@@ -13,38 +13,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .extra import require_torch
-
-METRICS = {  # name: (what it says, which way is good)
-    "diversity_ratio": ("mean pairwise distance, over the training set's", "near the floor (1 = as varied as real)"),
-    "near_duplicate_rate": ("share whose nearest other sample is closer than any two real sprites", "low"),
-    "ndb": ("k-means bins of the training set whose share differs (95%), at holdout count", "low"),
-    "jsd": ("Jensen-Shannon divergence of the bin shares, at holdout count", "low"),
-    "memorisation_ratio": ("distance to the nearest training sprite, over the holdout's", ">= 0.9 (below: copying)"),
-    "kid": ("KID against the training set in a fixed random-CNN space", "low"),
-    "ms_ssim": ("mean MS-SSIM of random pairs (1 = identical)", "near the floor; high: alike"),
-    "colour_spread": (
-        "spread of the sprites' mean colours, over the training set's",
-        "near the floor; low: one colour",
-    ),
-    "line_art": (
-        "share of opaque pixels dark enough to be outline or line art, over the training set's",
-        "near the floor; low: washed out",
-    ),
-    "grid_texture": (
-        "spectrum on the upsampling grid's frequencies (periods 2-8 px), over the rest of that band",
-        "near the floor (about 1); high: a dotted texture",
-    ),
-    "flat_colour_share": ("neighbouring opaque pixels of one flat colour (within 6 levels)", "near the floor"),
-    "colours_per_sprite": ("distinct colours per sprite, 4 bits a channel", "near the floor; high: noise"),
-    "speck_share": ("opaque pixels outside each sprite's largest part", "near the floor; high: specks"),
-    "parts_per_sprite": ("connected parts of 4 px or more per sprite", "near the floor (about 1); high: torn"),
-    "dark_outline_share": ("silhouette-edge pixels dark enough to be outline", "near the floor"),
-    "spectral_gap": ("log power-spectrum gap to the training set, upper half of frequencies", "low; high: texture"),
-    "classifier_accuracy": ("a small CNN telling unseen real from unseen generated sprites", "near 0.5; 1: all told"),
-    "fid_inception": ("FID against the training set, Inception-v3 features, at holdout count", "low"),
-    "kid_inception": ("KID against the training set, Inception-v3 features", "low"),
-}
+from .catalogue import METRICS, real_sprite_options
+from .dependencies import require_torch
 
 
 def generate(model: Path, n: int, first_seed: int = 0, live: bool = False) -> tuple[np.ndarray, str]:
@@ -116,11 +86,12 @@ def report_table(result: dict) -> str:
     set, another choice of seeds moves the mean by about that much)."""
     lines = [f"{'metric':<20} {'model':>9} {'± se':>7} {'real floor':>10}  meaning (good is)", "-" * 108]
     for name, values in result["metrics"].items():
-        meaning, good = METRICS[name]
+        metric = METRICS[name]
         se = values.get("model_se")
         spread = f"±{se:.2g}" if se is not None else ""
         lines.append(
-            f"{name:<20} {values['model']:>9.4f} {spread:>7} {values['real_floor']:>10.4f}  {meaning} ({good})"
+            f"{name:<20} {values['model']:>9.4f} {spread:>7} {values['real_floor']:>10.4f}  "
+            f"{metric.description} ({metric.better})"
         )
     return "\n".join(lines)
 
@@ -176,14 +147,9 @@ def coverage_sheet(
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("model", type=click.Path(path_type=Path, exists=True))
-@click.option("--data", type=click.Path(path_type=Path), required=True, help="The training sprites.")
-@click.option("--holdout", type=click.Path(path_type=Path), default=None, show_default=False,
-              help="Real sprites the model never saw, for the floors. Default: 10% of --data set aside.")  # fmt: skip
-@click.option("-n", "count", type=click.IntRange(min=16), default=1000,
-              help="Sprites to generate: seeds 0 .. n-1, or n seeds from --first-seed.")  # fmt: skip
+@real_sprite_options(count_help="Sprites to generate: seeds 0 .. n-1, or n seeds from --first-seed.")
 @click.option("--first-seed", type=click.IntRange(min=0), default=0,
               help="The first seed: choose checkpoints on other seeds than those you report.")  # fmt: skip
-@click.option("--bins", type=click.IntRange(min=2), default=40, help="k-means bins of the training set (NDB, JSD).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, show_default=False,
               help="Folder for metrics.json, sheet.png, holdout.png, neighbours.png, coverage.png. Default: RUN/eval, "
               "or eval-NAME.")  # fmt: skip

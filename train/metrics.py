@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dcgan.serve.contract import finish_sprites
 from dcgan.serve.images import composite
 
 from .likeness import (
@@ -55,12 +56,11 @@ def sprite_colours(sprites: np.ndarray) -> np.ndarray:
     return (rgb * visible).sum(axis=(1, 2)) / np.maximum(visible.sum(axis=(1, 2)), 1)
 
 
-def hard_alpha(sprites: np.ndarray) -> np.ndarray:
-    """uint8 RGBA (N, H, W, 4) with any alpha -> alpha 0 or 255 as the sampler finishes sprites (opaque where
-    alpha >= 128, the uint8 level of a raw alpha above 0; see dcgan.serve.contract.finish_sprites), colour
-    cleared where transparent. For measuring a generator's raw output as its users will see it."""
-    opaque = sprites[..., 3:] >= 128
-    return np.concatenate([sprites[..., :3] * opaque, opaque * np.uint8(255)], axis=-1).astype(np.uint8)
+def finish_levels(sprites: np.ndarray) -> np.ndarray:
+    """uint8 RGBA (N, H, W, 4) with any alpha -> the same sprites finished by dcgan.serve.contract.finish_sprites, as
+    dcgan-sample finishes a generator's output: alpha 0 or 255 (opaque from level 128 on), no colour where
+    transparent. For real sprites, whose alpha may be soft, measured beside finished generated ones."""
+    return finish_sprites(sprites.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0)
 
 
 LUMA = np.float32([0.299, 0.587, 0.114])  # Rec. 601 weights of R, G, B
@@ -285,7 +285,7 @@ class Reference:
         self.threshold = float(nearest_distances(t).min())  # real sprites are never closer to each other than this
         self.centres = kmeans(t, k, seed)
         self.train_bins = bin_counts(t, self.centres)
-        self.finished = {"train": hard_alpha(train), "holdout": hard_alpha(holdout)}  # as the sampler finishes
+        self.finished = {"train": finish_levels(train), "holdout": finish_levels(holdout)}  # as the sampler finishes
         self.train_spectrum = log_radial_spectrum(self.finished["train"])
         self.features = RandomFeatures()
         self.kid_train = self.features(train)
@@ -327,7 +327,7 @@ class Reference:
         the subsets as "model_se" (None from a single subset): how far another set of seeds may move it. The
         result's "bins" lists every bin's shares, for seeing which modes are missed."""
         g = pixel_features(generated)
-        finished = hard_alpha(generated)
+        finished = finish_levels(generated)  # a no-op on sprites dcgan-sample or generate() finished
         m = len(self.holdout)
         errors = {}  # metric: standard error of the mean over the holdout-sized subsets
 

@@ -2,15 +2,14 @@
 
 Strided (transposed) convolutions only, no pooling, no dense layers; batch norm everywhere except the
 generator's output and the discriminator's input; ReLU + tanh in the generator; LeakyReLU(0.2) in the
-discriminator, which returns logits (scores, for the hinge and Wasserstein losses). The discriminator's
-batch norm can be swapped for spectral norm, or left out for WGAN-GP (`ModelConfig.d_norm`); the shipped recipe
-keeps the paper's batch norm. The spatial path is 1 -> 6 -> 12 -> 24 -> 48 -> 96: one 6x6 projection then a
-doubling per stage, so 96 px comes out natively.
+discriminator, which returns logits (scores, for the Wasserstein loss too). The discriminator's batch norm can be
+left out for WGAN-GP (`ModelConfig.d_norm`); the shipped recipe keeps the paper's batch norm. The spatial path is
+1 -> 6 -> 12 -> 24 -> 48 -> 96: one 6x6 projection then a doubling per stage, so 96 px comes out natively.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
 
 import torch
 from torch import nn
@@ -147,27 +146,21 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        spectral = cfg.d_norm == "spectral"
-
-        def conv(c_in: int, c_out: int, *args) -> nn.Module:
-            layer = nn.Conv2d(c_in, c_out, *args, bias=False)
-            return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
-
         width = cfg.ndf
         layers: list[nn.Module] = [
             # ndf x 48 x 48; no batch norm on the input layer
-            conv(cfg.channels, width, 4, 2, 1),
+            nn.Conv2d(cfg.channels, width, 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         # (ndf*2) x 24 x 24 -> (ndf*4) x 12 x 12 -> (ndf*8) x 6 x 6
         for _ in range(cfg.stages - 1):
-            layers += [conv(width, width * 2, 4, 2, 1)]
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)]
             if cfg.d_norm == "batch":
                 layers += [nn.BatchNorm2d(width * 2)]
             layers += [nn.LeakyReLU(0.2, inplace=True)]
             width *= 2
         # 1 x 1 x 1: a convolution over the whole 6x6 map instead of a dense layer; logits, no sigmoid
-        layers.append(conv(width, 1, BASE_SIZE, 1, 0))
+        layers.append(nn.Conv2d(width, 1, BASE_SIZE, 1, 0, bias=False))
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,9 +173,7 @@ INIT_STD = 0.02  # the DCGAN paper's init: weights ~ N(0, 0.02)
 def init_weights(module: nn.Module) -> None:
     """DCGAN init: conv weights ~ N(0, 0.02); batch-norm gains ~ N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        # under spectral norm the parametrised weight is `parametrizations.weight.original`
-        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
-        nn.init.normal_(weight, 0.0, INIT_STD)
+        nn.init.normal_(module.weight, 0.0, INIT_STD)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, INIT_STD)
         nn.init.zeros_(module.bias)
@@ -197,27 +188,31 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
 
 
 def generator_flops(cfg: ModelConfig) -> int:
-    """Multiply-adds x 2 of one generator forward pass per sprite (convolutions only)."""
-    side = BASE_SIZE
-    if cfg.generator == "palette":  # the resize trunk, then scores for every entry instead of RGBA, and a palette
-        flops = generator_flops(replace(cfg, generator="resize"))
-        flops += 2 * cfg.image_size**2 * cfg.ngf * 9 * (PALETTE_SIZE + 1 - cfg.channels)
-        return flops + 2 * cfg.ngf * 2**cfg.stages * 3 * PALETTE_SIZE
-    if cfg.generator == "resize":  # a 3x3 convolution at each doubled side, then one at the output
-        width = cfg.ngf * 2**cfg.stages
-        flops = 2 * cfg.nz * width * side * side
-        for _ in range(cfg.stages):
-            side *= 2
-            flops += 2 * side * side * width * (width // 2) * 9
-            width //= 2
-        return flops + 2 * side * side * width * cfg.channels * 9
-    width = cfg.ngf * 2 ** (cfg.stages - 1)
-    flops = 2 * cfg.nz * width * side * side
-    for _ in range(cfg.stages - 1):  # a 4x4 transposed kernel spread from each input pixel
-        flops += 2 * side * side * width * (width // 2) * 16
-        side, width = side * 2, width // 2
-    flops += 2 * side * side * width * cfg.channels * 16
-    return flops
+    """Multiply-adds x 2 of one generator forward pass per sprite, counted on the layers one sprite passes through
+    (convolutions and linear layers; batch norm, activations and the palette's pick are left out). The pass runs on
+    the meta device: shapes only, no arithmetic."""
+    with torch.device("meta"):
+        generator = Generator(cfg).eval()
+    macs = []
+
+    def count(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if isinstance(layer, nn.ConvTranspose2d):  # each input value spreads over its kernel into every output map
+            kernel = layer.out_channels // layer.groups * math.prod(layer.kernel_size)
+            macs.append(inputs[0][0].numel() * kernel)
+        elif isinstance(layer, nn.Conv2d):  # each output value gathers its kernel from every input map
+            kernel = layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+            macs.append(output[0].numel() * kernel)
+        elif isinstance(layer, nn.Linear):
+            macs.append(layer.in_features * layer.out_features)
+
+    hooks = [m.register_forward_hook(count) for m in generator.modules()]
+    try:
+        with torch.no_grad():
+            generator(torch.zeros(1, cfg.nz, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return 2 * sum(macs)
 
 
 @torch.no_grad()

@@ -19,16 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .likeness import flat_colour_share, parts
 from .metrics import (
     EVAL_SEED,
     bin_counts,
     effective_bins,
-    grid_texture,
-    hard_alpha,
     kmeans,
-    line_art_share,
-    mean_ms_ssim,
     mean_pairwise_distance,
     nearest_distances,
     pixel_features,
@@ -43,17 +38,14 @@ DIVERSITY_ALARM = 0.5  # mean pairwise distance over the real sprites'; real spr
 WARMUP_EPOCHS = 10
 DIVERSE = 0.8  # a spread the samples must have reached before a fall below DIVERSITY_ALARM counts
 MODE_BINS = 40  # k-means bins of the training sprites that mode coverage counts in: dcgan-eval's NDB bins
-# Healthy runs crowd for a while too, as their samples take colour: the width-54 recipe's fell to 0.23 at epochs
-# 60-70 (seed 6) and to 0.15-0.19 at epochs 60-80 (seed 9), and rose past 0.6 by epoch 110. Crowding counts once the
-# samples have spread (MODES_SPREAD) and only when it lasts longer than seed 9's 25 epochs: the one-batch run
-# (--d-joint-batch of b46a223, seed 0; docs/experiments.md) stayed at 0.11-0.18 from epoch 60 on.
+# Healthy runs crowd for a while too, as their samples take colour, and spread again within 25 epochs; a run that
+# stays crowded for longer has collapsed without twins. Crowding counts once the samples have spread (MODES_SPREAD).
 MODES_SPREAD = 0.4  # mode coverage the samples must have reached before crowding counts
 CROWDED = 0.2  # mode coverage at or below which the samples are crowded into a few bins
 CROWDED_EPOCHS = 30  # how long they must stay crowded for the alarm
-# Healthy runs also pass through a phase in which every creature has much the same colour (the width-54 recipe's
-# colour spread: 0.23-0.47 at epoch 40), and take colour after it: 0.39 or more from epoch 60 on in every healthy run
-# measured (seed 9: 0.39 at epoch 70). A spectral-norm run (--d-norm spectral --loss hinge) stayed at 0.19-0.24 from
-# epoch 56 to 108, every creature one beige, while its shapes still spread over the bins.
+# Healthy runs also pass through a phase in which every creature has much the same colour, and have taken colour by
+# ONE_COLOUR_FROM; a run still in one colour long after it has collapsed in colour, though its shapes may still spread
+# over the bins (docs/evaluation.md).
 ONE_COLOUR_FROM = 60  # the epoch from which a low colour spread counts
 ONE_COLOUR = 0.3  # colour spread (over the training sprites') below which the samples are in one colour
 ONE_COLOUR_EPOCHS = 25  # how long they must stay in one colour for the alarm
@@ -65,7 +57,6 @@ class CollapseWatch:
     real_spread: float  # mean pairwise distance among the training sprites
     threshold: float  # the smallest distance between two training sprites
     real_colour_spread: float = 1.0  # mean pairwise distance among their mean colours
-    real_line_art: float = 1.0  # share of their opaque pixels that are outline or line art (line_art_share)
     centres: np.ndarray | None = None  # k-means bins of their pixel features (MODE_BINS, as dcgan-eval's); from_images
     real_modes: float = 1.0  # effective number of those bins the training sprites fill (effective_bins)
 
@@ -77,35 +68,25 @@ class CollapseWatch:
         sprites = images.transpose(0, 2, 3, 1)
         real = pixel_features(sprites)
         colours = mean_pairwise_distance(sprite_colours(sprites)) or 1.0
-        line_art = line_art_share(sprites) or 1.0
         centres = kmeans(real, min(MODE_BINS, len(real)), EVAL_SEED)
         modes = effective_bins(bin_counts(real, centres))
         spread, threshold = mean_pairwise_distance(real), float(nearest_distances(real).min())
-        return cls(spread, threshold, colours, line_art, centres, modes)
+        return cls(spread, threshold, colours, centres, modes)
 
     def measure(self, sprites: np.ndarray) -> dict:
-        """diversity_ratio, near_duplicate_rate, and alike (past either alarm threshold) for uint8 RGBA sprites
-        (N, H, W, 4), with ms_ssim, colour_spread, line_art, grid_texture, flat_colour_share, parts_per_sprite and
-        mode_coverage recorded, not alarmed on (see dcgan.train.metrics and dcgan.train.likeness; the drawing
-        measures on the sprites with alpha made hard, as dcgan-eval measures them): the course of a run's drawing,
-        flat colours and whole silhouettes, beside its variety. mode_coverage: the effective number of the
-        training sprites' k-means bins the samples fill, over the training sprites' own; it falls as samples crowd
-        into a few bins, whatever sets those apart (shape, size or colour).
+        """What the alarm reads in finished uint8 RGBA sprites (N, H, W, 4): diversity_ratio, near_duplicate_rate and
+        alike (past either of their thresholds), colour_spread (the spread of the sprites' mean colours over the
+        training sprites') and mode_coverage (the effective number of the training sprites' k-means bins the samples
+        fill, over the training sprites' own; it falls as samples crowd into a few bins, whatever sets those apart).
         Whether `alike` means collapse depends on the stage of training: see WARMUP_EPOCHS."""
         x = pixel_features(sprites)
         diversity = mean_pairwise_distance(x) / self.real_spread if self.real_spread > 0 else 0.0
         near_dup = float((nearest_distances(x) < self.threshold).mean())
         alike = near_dup >= NEAR_DUPLICATE_ALARM or diversity < DIVERSITY_ALARM
-        finished = hard_alpha(sprites)  # drawing is measured as dcgan-sample will deliver it, not on the haze
         return {
             "diversity_ratio": float(diversity),
             "near_duplicate_rate": near_dup,
-            "ms_ssim": mean_ms_ssim(sprites, pairs=500),
             "colour_spread": mean_pairwise_distance(sprite_colours(sprites)) / self.real_colour_spread,
-            "line_art": line_art_share(finished) / self.real_line_art,
-            "grid_texture": grid_texture(finished),
-            "flat_colour_share": flat_colour_share(finished),
-            "parts_per_sprite": parts(finished)[1],
             "mode_coverage": effective_bins(bin_counts(x, self.centres)) / self.real_modes,
             "alike": bool(alike),
         }
@@ -147,9 +128,8 @@ def alarms(health: dict, best_diversity: float | None, epoch: int, modes: dict |
     (`follow_modes`, this epoch's included).
 
     Twins count once past the warm-up, or once samples have passed. A low spread counts only after the
-    samples were clearly diverse (DIVERSE): a slow start is not collapse. (On the article preset's run the
-    spread hovered around 0.5 while its samples formed, epochs 8-29, with no twins, then rose past 1.0 by epoch 75.)
-    Crowding and one colour count once they have lasted (`lasted`)."""
+    samples were clearly diverse (DIVERSE): a slow start, whose spread may hover near the threshold while its
+    samples form, is not collapse. Crowding and one colour count once they have lasted (`lasted`)."""
     tripped = {
         "twins": health["near_duplicate_rate"] >= NEAR_DUPLICATE_ALARM
         and (best_diversity is not None or epoch >= WARMUP_EPOCHS),

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from latent_fixture import FIXTURE, NZ, latents_by_seed
 from PIL import Image
 
-from conftest import read_until
+from conftest import assert_within_a_level, invoke, read_until
 from dcgan.serve.cli import main as sample_main
 
 README = Path(__file__).parents[2] / "README.md"
@@ -130,13 +129,12 @@ def test_the_page_draws_the_sprites_dcgan_sample_draws(browser, page_server, tmp
     )
     assert (width, height) == (8 * 96, 96)
     sheet = np.array(pixels, np.uint8).reshape(96, 8 * 96, 4)
-    result = CliRunner().invoke(sample_main, ["--seeds", "0-7", "-q", str(tmp_path / "out")])
+    result = invoke(sample_main, "--seeds", "0-7", "-q", tmp_path / "out")
     assert result.exit_code == 0, result.output
     for i in range(8):
-        expected = np.asarray(Image.open(tmp_path / "out" / f"seed{i:06d}.png").convert("RGBA")).astype(int)
-        drawn = sheet[:, i * 96 : (i + 1) * 96].astype(int)
-        np.testing.assert_array_equal(drawn[..., 3], expected[..., 3], err_msg=f"alpha of seed {i}")
-        assert np.abs(drawn[..., :3] - expected[..., :3]).max() <= 2, f"colour of seed {i}"
+        expected = np.asarray(Image.open(tmp_path / "out" / f"seed{i:06d}.png").convert("RGBA"))
+        drawn = sheet[:, i * 96 : (i + 1) * 96]
+        assert_within_a_level(drawn, expected, levels=2)  # onnxruntime-web's kernels, and the canvas's rounding
 
 
 @pytest.mark.slow

@@ -10,16 +10,15 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from click.testing import CliRunner
 
-from conftest import write_sprites
-from dcgan.export import formats as F
+from conftest import assert_within_a_level, copy_run, invoke
+from dcgan.export import formats
 from dcgan.export.cli import main as export_main
-from dcgan.export.demo import calibrate
+from dcgan.serve.contract import finish_sprites
 from dcgan.serve.latent import latents
 from dcgan.serve.runtime import CUDA, CUDA_OPTIONS
 from dcgan.train.checkpoint import load_checkpoint, load_generator, save_checkpoint
-from dcgan.train.cli import main as train_main
+from dcgan.train.demo import calibrate
 from dcgan.train.loop import Trainer
 
 FILES = [
@@ -30,10 +29,13 @@ FILES = [
     "generator-fp16.torchscript",
 ]
 BATCHES = [1, 7, 64]
+PARITY_SEED = 20260  # the reference's seeds: fixed, so a failure can be run again
+# the `run` fixture trains nothing, but writes every format of a model and runs each back: seconds, not milliseconds
+needs_export = pytest.mark.slow
 
 
 def widen_outputs(ckpt):
-    """Make a two-epoch model's eval-mode outputs span [-1, 1], as a trained model's do (see export.demo)."""
+    """Make a two-epoch model's eval-mode outputs span [-1, 1], as a trained model's do (see dcgan.train.demo)."""
     state = load_checkpoint(ckpt)
     exported = "generator_ema" if "generator_ema" in state else "generator"  # what load_generator takes
     state[exported] = calibrate(load_generator(state), state["model_config"]["nz"]).state_dict()
@@ -41,24 +43,20 @@ def widen_outputs(ckpt):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A small model trained for two epochs on synthetic sprites, exported in every format."""
-    root = tmp_path_factory.mktemp("export")
-    data = write_sprites(root / "sprites", 16)
-    args = ["--data", data, "--out", root / "run", "--epochs", 2, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "-q"]
-    result = CliRunner().invoke(train_main, list(map(str, args)))
+def run(tiny_run, tmp_path_factory):
+    """The session's two-epoch run, its outputs widened, exported in every format."""
+    run = copy_run(tiny_run, tmp_path_factory.mktemp("export") / "run")
+    widen_outputs(run / "checkpoint.pt")
+    result = invoke(export_main, run, "-q")
     assert result.exit_code == 0, result.output
-    widen_outputs(root / "run" / "checkpoint.pt")
-    result = CliRunner().invoke(export_main, [str(root / "run"), "-q"])
-    assert result.exit_code == 0, result.output
-    return root / "run"
+    return run
 
 
 @pytest.fixture(scope="module")
 def reference(run):
-    """PyTorch fp32 eager outputs on the CPU for fresh seeds, per batch size."""
+    """PyTorch fp32 eager outputs on the CPU for seeds no file was checked on, per batch size."""
     generator = load_generator(load_checkpoint(run))
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(PARITY_SEED)
     out = {}
     for batch in BATCHES:
         seeds = rng.integers(0, 2**31 - 1, size=batch).tolist()
@@ -87,6 +85,17 @@ def levels(x):
     return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.int16)
 
 
+def assert_same_sprites_within_a_level(got: np.ndarray, expected: np.ndarray, raw: np.ndarray):
+    """Finished sprites of two computations of the same raw output `raw`: alpha equal wherever the raw alpha is not
+    within 1e-3 of the threshold, RGB within one level where both are opaque, no colour where transparent."""
+    decided = np.abs(raw[:, 3]) > 1e-3
+    np.testing.assert_array_equal(got[..., 3][decided], expected[..., 3][decided])
+    both = (got[..., 3] == 255) & (expected[..., 3] == 255)
+    assert np.abs(got[..., :3].astype(np.int16) - expected[..., :3])[both].max() <= 1
+    assert (got[..., :3][got[..., 3] == 0] == 0).all()
+
+
+@needs_export
 def test_writes_the_five_files_and_a_manifest(run):
     export = run / "export"
     assert sorted(p.name for p in export.iterdir()) == sorted(FILES + ["export.json"])
@@ -98,12 +107,14 @@ def test_writes_the_five_files_and_a_manifest(run):
     assert manifest["source"]["epoch"] == 2
 
 
+@needs_export
 def test_reference_has_alpha_on_both_sides_of_the_threshold(reference):
     _, ref = reference[64]
     assert (ref[:, 3] > 0.5).mean() > 0.05 and (ref[:, 3] < -0.5).mean() > 0.05  # rgba8 checks mean something
     assert ref.min() < -0.95 and ref.max() > 0.95
 
 
+@needs_export
 def test_eager_generator_rebuilt_from_the_checkpoint_is_the_trained_one(run, reference):
     state = load_checkpoint(run)
     trainer = Trainer.from_state(state, torch.device("cpu"))
@@ -116,17 +127,19 @@ def test_eager_generator_rebuilt_from_the_checkpoint_is_the_trained_one(run, ref
         assert torch.equal(tensor, own[name].contiguous()), name
     # and the same sprites. The trainer runs channels-last, the rebuilt module contiguous: different kernels,
     # whose sums round differently in the last bits (on AVX2-only CPUs a level flips on ~1 pixel in 10^5), so
-    # floats agree to a tolerance and levels to one step on a tiny share of pixels.
+    # floats agree to a tolerance, colours to a level, and alpha wherever the raw value is not at the threshold.
     seeds = [3, 14, 15]
     trained.eval()
     with torch.no_grad():
         z = torch.from_numpy(latents(seeds, 100))
         ours, theirs = trained(z).float().numpy(), rebuilt(z).numpy()
     assert np.abs(ours - theirs).max() <= 1e-4
-    gap = np.abs(trainer.sample(seeds).astype(np.int16) - levels(theirs).transpose(0, 2, 3, 1))
-    assert gap.max() <= 1 and (gap > 0).mean() <= 1e-3
+    grid = trainer.sample(seeds)
+    assert np.array_equal(grid, finish_sprites(ours))  # the grids show the trained module's sprites, finished
+    assert_same_sprites_within_a_level(grid, finish_sprites(theirs), theirs)
 
 
+@needs_export
 @pytest.mark.parametrize("batch", BATCHES)
 def test_fp32_files_match_pytorch(run, reference, batch):
     z, ref = reference[batch]
@@ -135,6 +148,7 @@ def test_fp32_files_match_pytorch(run, reference, batch):
         assert np.abs(out - ref).max() <= 1e-4
 
 
+@needs_export
 @pytest.mark.parametrize("batch", BATCHES)
 def test_fp16_onnx_on_the_cpu_provider(run, reference, batch):
     # onnxruntime's CPU provider has no fp16 kernels for these ops: it casts to fp32 around them, so on the
@@ -147,6 +161,7 @@ def test_fp16_onnx_on_the_cpu_provider(run, reference, batch):
     assert np.abs(out - ref).max() > 0  # the weights really are rounded to fp16
 
 
+@needs_export
 @pytest.mark.parametrize("batch", BATCHES)
 def test_rgba8_onnx_is_the_finished_sprite(run, reference, batch):
     z, ref = reference[batch]
@@ -162,15 +177,17 @@ def test_rgba8_onnx_is_the_finished_sprite(run, reference, batch):
     assert np.abs(sprite[..., :3].astype(np.int16) - expected_rgb)[opaque].max() <= 1
 
 
+@needs_export
 def test_same_seed_same_sprite_in_every_format(run):
     z = latents([42, 42, 7], 100)
     outs = [onnx_out(run / "export" / "generator.onnx", z), ts_out(run / "export" / "generator.torchscript", z)]
     for out in outs:
-        np.testing.assert_array_equal(out[0], out[1])
-        assert not np.array_equal(out[0], out[2])
+        assert np.abs(levels(out[0]) - levels(out[1])).max() <= 1  # two rows of a batch: within a level
+        assert np.abs(levels(out[0]) - levels(out[2])).max() > 1
     assert np.abs(outs[0] - outs[1]).max() <= 1e-4
 
 
+@needs_export
 def test_fp16_files_are_at_most_55_percent_of_fp32(run):
     export = run / "export"
     for fp32, fp16 in [
@@ -180,6 +197,7 @@ def test_fp16_files_are_at_most_55_percent_of_fp32(run):
         assert (export / fp16).stat().st_size <= 0.55 * (export / fp32).stat().st_size
 
 
+@needs_export
 @pytest.mark.parametrize("name, output, dtype", [
     ("generator.onnx", "image", onnx.TensorProto.FLOAT),
     ("generator-fp16.onnx", "image", onnx.TensorProto.FLOAT),
@@ -210,6 +228,7 @@ def test_onnx_files_are_self_contained_checked_and_self_describing(run, name, ou
         assert meta[f"dcgan.{key}"]
 
 
+@needs_export
 def test_torchscript_files_carry_the_same_metadata(run):
     onnx_meta = {p.key: p.value for p in onnx.load(str(run / "export" / "generator.onnx")).metadata_props}
     extra = {"dcgan.json": ""}
@@ -223,6 +242,7 @@ def test_torchscript_files_carry_the_same_metadata(run):
     }
 
 
+@needs_export
 def test_files_load_without_this_package(run):
     """Plain onnxruntime and torch.jit.load, in a process where `import dcgan` fails."""
     code = f"""
@@ -251,6 +271,7 @@ cuda = pytest.mark.skipif(
 )
 
 
+@needs_export
 @cuda
 @pytest.mark.parametrize("batch", BATCHES)
 def test_cuda_rows(run, reference, batch):
@@ -267,31 +288,33 @@ def test_full_fp32_turns_tf32_off_inside_and_restores_it():
     before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
     try:
-        with F.full_fp32():
+        with formats.full_fp32():
             assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
+@needs_export
 def test_parity_sessions_on_cuda_ask_for_fp32_without_tf32(run, monkeypatch, session_requests):
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
-    assert F.onnx_session(run / "export" / "generator.onnx", "cuda") is not None
+    assert formats.onnx_session(run / "export" / "generator.onnx", "cuda") is not None
     assert session_requests == [[(CUDA, {"use_tf32": "0"})]]
 
 
+@needs_export
 @pytest.mark.parametrize("generator", ["resize", "palette"])  # "paper": the `run` fixture's
 def test_every_generator_exports_with_the_same_parity_and_samples_under_the_same_contract(tmp_path, generator):
     """Each generator besides the paper's through every format, checked against PyTorch by the exporter's own parity
     table (nothing is published if a row fails), recorded in the metadata, and sampled seed for seed as dcgan-sample
     samples any model."""
-    from dcgan.export.demo import demo_checkpoint
     from dcgan.export.exporter import export_checkpoint
     from dcgan.serve.generator import SpriteGenerator
     from dcgan.train.config import ModelConfig
+    from dcgan.train.demo import demo_checkpoint
 
     ckpt = demo_checkpoint(tmp_path / "run" / "checkpoint.pt", ModelConfig(ngf=4, ndf=4, generator=generator))
-    result = export_checkpoint(ckpt, None, F.select(onnx=True, torchscript=True, fp16=True), log=lambda _m: None)
+    result = export_checkpoint(ckpt, None, formats.select(onnx=True, torchscript=True, fp16=True), log=lambda _m: None)
     assert sorted(result.files) == sorted(FILES)
     assert result.parity and all(row.ok for row in result.parity)
     export = tmp_path / "run" / "export"
@@ -299,4 +322,4 @@ def test_every_generator_exports_with_the_same_parity_and_samples_under_the_same
     assert json.loads({p.key: p.value for p in meta}["dcgan.model_config"])["generator"] == generator
     sprites = SpriteGenerator(export, provider="cpu", batch_size=3)(range(8))
     assert sprites.shape == (8, 96, 96, 4) and set(np.unique(sprites[..., 3])) <= {0, 255}
-    np.testing.assert_array_equal(SpriteGenerator(export, provider="cpu")([5, 2]), sprites[[5, 2]])
+    assert_within_a_level(SpriteGenerator(export, provider="cpu")([5, 2]), sprites[[5, 2]])

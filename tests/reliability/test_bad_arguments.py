@@ -4,15 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
+from conftest import invoke
 from dcgan.export.cli import main as export_main
 from dcgan.serve.cli import main as sample_main
 from dcgan.train.evaluate import main as eval_main
-
-
-def sample(*args):
-    return CliRunner().invoke(sample_main, [str(a) for a in args])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -30,7 +26,7 @@ def sample(*args):
     (["--scale", "0", "-n", "1"], "--scale"),
 ])  # fmt: skip
 def test_bad_sampling_arguments(tiny_export, tmp_path, args, message):
-    result = sample(*args, "--model", tiny_export, tmp_path / "out")
+    result = invoke(sample_main, *args, "--model", tiny_export, tmp_path / "out")
     assert result.exit_code == 2 and message in result.output, result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
@@ -38,14 +34,14 @@ def test_bad_sampling_arguments(tiny_export, tmp_path, args, message):
 
 def test_output_path_that_is_a_file(tiny_export, tmp_path):
     (tmp_path / "f").write_text("x")
-    result = sample("-n", 1, "--model", tiny_export, tmp_path / "f")
+    result = invoke(sample_main, "-n", 1, "--model", tiny_export, tmp_path / "f")
     assert result.exit_code == 2 and "is a file, not a folder" in result.output
     assert (tmp_path / "f").read_text() == "x"
 
 
 def test_output_folder_that_cannot_be_created(tiny_export, tmp_path):
     (tmp_path / "f").write_text("x")
-    result = sample("-n", 1, "--model", tiny_export, tmp_path / "f" / "sub")
+    result = invoke(sample_main, "-n", 1, "--model", tiny_export, tmp_path / "f" / "sub")
     assert result.exit_code == 2 and "cannot create" in result.output and "Not a directory" in result.output
 
 
@@ -62,16 +58,16 @@ def unwritable_folder(tmp_path) -> Path:
 
 def test_output_folder_that_cannot_be_written_fails_before_generating(tiny_export, tmp_path):
     folder = unwritable_folder(tmp_path)
-    result = sample("-n", 1, "--model", tiny_export, folder)
+    result = invoke(sample_main, "-n", 1, "--model", tiny_export, folder)
     assert result.exit_code == 2 and f"cannot write into {folder}" in result.output, result.output
     assert "Permission denied" in result.output
 
 
 def test_eval_and_export_arguments(tiny_export, make_sprites, tmp_path):
     data = make_sprites(4)
-    result = CliRunner().invoke(eval_main, [str(tiny_export), "--data", str(data), "-n", "3"])
+    result = invoke(eval_main, tiny_export, "--data", data, "-n", 3)
     assert result.exit_code == 2 and "-n" in result.output  # too few sprites to measure
-    result = CliRunner().invoke(eval_main, [str(tiny_export), "--data", str(data), "-n", "16", "--bins", "8"])
+    result = invoke(eval_main, tiny_export, "--data", data, "-n", 16, "--bins", 8)
     assert result.exit_code == 2 and "need at least 8 training" in result.output
-    result = CliRunner().invoke(export_main, [str(tmp_path / "no-such-run"), "--onnx"])
+    result = invoke(export_main, tmp_path / "no-such-run", "--onnx")
     assert result.exit_code == 2 and "does not exist" in result.output

@@ -5,23 +5,18 @@ import os
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from conftest import write_sprites
+from conftest import invoke
 from dcgan.export.cli import main as export_main
 from dcgan.train.checkpoint import CheckpointError, load_checkpoint
 from dcgan.train.cli import main as train_main
 from dcgan.train.evaluate import main as eval_main
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    data = write_sprites(root / "sprites", 6)
-    args = ["--data", data, "--out", root / "run", "--epochs", 1, "--ngf", 4, "--ndf", 4, "--batch-size", 2, "-q"]
-    result = CliRunner().invoke(train_main, list(map(str, args)))
-    assert result.exit_code == 0, result.output
-    return root / "run" / "checkpoint.pt", data
+@pytest.fixture
+def good(tiny_run):
+    """A checkpoint that loads (the session's run: broken copies are written elsewhere) and its sprites."""
+    return tiny_run / "checkpoint.pt", tiny_run.parent / "sprites"
 
 
 class Exploit:
@@ -34,9 +29,9 @@ class Exploit:
 def commands(path, data):
     """Each reader of checkpoints, as a user would call it on `path`."""
     return {
-        "dcgan-train --resume": (train_main, ["--resume", str(path), "--epochs", "5", "-q"]),
-        "dcgan-export": (export_main, [str(path), "--onnx", "--out", str(path.parent / "export-test"), "-q"]),
-        "dcgan-eval": (eval_main, [str(path), "--data", str(data), "-n", "16", "--bins", "2"]),
+        "dcgan-train --resume": (train_main, ["--resume", path, "--epochs", 5, "-q"]),
+        "dcgan-export": (export_main, [path, "--onnx", "--out", path.parent / "export-test", "-q"]),
+        "dcgan-eval": (eval_main, [path, "--data", data, "-n", 16, "--bins", 2]),
     }
 
 
@@ -90,7 +85,7 @@ def test_bad_checkpoint_is_one_clear_line_and_nothing_runs(good, tmp_path, case,
     good_ckpt, data = good
     path, says = broken_files(tmp_path, good_ckpt)[case]
     main, args = commands(path, data)[command]
-    result = CliRunner().invoke(main, args)
+    result = invoke(main, *args)
     if case == "missing" and command != "dcgan-train --resume":
         says = "does not exist"  # click checks the argument before the checkpoint reader sees it
     assert result.exit_code == 2, result.output

@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import read_until
+from conftest import TINY, invoke, read_until
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
 
@@ -47,17 +46,17 @@ def test_two_samplers_into_one_folder_leave_only_whole_correct_files(tiny_export
 def test_a_second_training_into_a_busy_run_folder_is_refused(make_sprites, tmp_path):
     run = tmp_path / "run"
     args = ["--data", str(make_sprites(6)), "--out", str(run), "--epochs", "500"]
-    tiny = ["--ngf", "4", "--ndf", "4", "--batch-size", "2", "--sample-every", "1000", "-q"]
+    tiny = [*TINY, "--sample-every", "1000"]
     cmd = [sys.executable, "-m", "dcgan.train", *args, *tiny]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         read_until(proc.stdout, "epoch 2/500")  # epoch 1's checkpoint was written before epoch 2 began
         before = load_checkpoint(run)["epoch"]
-        result = CliRunner().invoke(train_main, ["--resume", str(run), "--epochs", "600", "-q"])
+        result = invoke(train_main, "--resume", run, "--epochs", 600, "-q")
         assert result.exit_code == 1, result.output
         assert f"in use by another dcgan-train (pid {proc.pid})" in result.output
         assert "Traceback" not in result.output
-        again = CliRunner().invoke(train_main, [*args, *tiny])  # a new run into the same folder
+        again = invoke(train_main, *args, *tiny)  # a new run into the same folder
         assert again.exit_code == 2 and "never overwritten" in again.output
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -68,7 +67,5 @@ def test_a_second_training_into_a_busy_run_folder_is_refused(make_sprites, tmp_p
             raise
     assert load_checkpoint(run)["epoch"] >= before  # the first run's checkpoints were its own
     # once the first training has ended, the lock is free (a killed process frees it too)
-    result = CliRunner().invoke(
-        train_main, ["--resume", str(run), "--epochs", str(load_checkpoint(run)["epoch"] + 1), "-q"]
-    )
+    result = invoke(train_main, "--resume", run, "--epochs", load_checkpoint(run)["epoch"] + 1, "-q")
     assert result.exit_code == 0, result.output

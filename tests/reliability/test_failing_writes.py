@@ -11,17 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 import dcgan.serve.writer as writer_module
+from conftest import TINY, copy_run, invoke
 from dcgan.export import formats
 from dcgan.export.cli import main as export_main
 from dcgan.serve.cli import main as sample_main
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
-
-TINY = ["--ngf", "4", "--ndf", "4", "--batch-size", "2", "-q"]
 
 
 def failing_open(after: int, err: OSError):
@@ -71,7 +69,7 @@ def assert_only_complete_sprites(folder: Path, count: int):
 def test_sampling_stops_with_the_count_and_leaves_only_complete_files(tiny_export, tmp_path, monkeypatch, err, says):
     monkeypatch.setattr(writer_module, "open", failing_open(after=10, err=err), raising=False)
     out = tmp_path / "out"
-    result = CliRunner().invoke(sample_main, [str(out), "-n", "40", "--batch-size", "8", "--model", str(tiny_export)])
+    result = invoke(sample_main, out, "-n", 40, "--batch-size", 8, "--model", tiny_export)
     assert result.exit_code == 1, result.output
     assert f"failed after 10 complete sprites: {says}" in result.output and "Traceback" not in result.output
     assert_only_complete_sprites(out, 10)
@@ -118,10 +116,8 @@ def test_file_size_limit_on_the_first_checkpoint_is_one_line_and_no_partial_file
     assert not list(run.glob("*checkpoint*")) and not list(run.glob(".*.tmp"))
 
 
-def test_disk_full_during_a_checkpoint_keeps_the_previous_one(make_sprites, tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    args = ["--data", str(make_sprites(4)), "--out", str(run), "--epochs", "1", *TINY]
-    assert CliRunner().invoke(train_main, args).exit_code == 0
+def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tiny_run, tmp_path, monkeypatch):
+    run = copy_run(tiny_run, tmp_path / "run")
     before = (run / "checkpoint.pt").read_bytes()
     real_save = torch.save
 
@@ -130,21 +126,18 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(make_sprites, tmp_
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    result = CliRunner().invoke(train_main, ["--resume", str(run), "--epochs", "3", "-q"])
+    result = invoke(train_main, "--resume", run, "--epochs", 4, "-q")
     monkeypatch.undo()
     assert result.exit_code == 1, result.output
     assert "No space left on device" in result.output and "still holds the last complete save" in result.output
-    assert (run / "checkpoint.pt").read_bytes() == before and load_checkpoint(run)["epoch"] == 1
+    assert (run / "checkpoint.pt").read_bytes() == before and load_checkpoint(run)["epoch"] == 2
     assert not list(run.glob(".*.tmp"))
-    resumed = CliRunner().invoke(train_main, ["--resume", str(run), "--epochs", "2", "-q"])
-    assert resumed.exit_code == 0 and load_checkpoint(run)["epoch"] == 2
+    resumed = invoke(train_main, "--resume", run, "--epochs", 3, "-q")
+    assert resumed.exit_code == 0 and load_checkpoint(run)["epoch"] == 3
 
 
-def test_disk_full_during_export_publishes_nothing(make_sprites, tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    args = ["--data", str(make_sprites(4)), "--out", str(run), "--epochs", "1", *TINY]
-    trained = CliRunner().invoke(train_main, args)
-    assert trained.exit_code == 0, trained.output
+def test_disk_full_during_export_publishes_nothing(tiny_run, tmp_path, monkeypatch):
+    run = copy_run(tiny_run, tmp_path / "run")
     real_write = formats.write
     written = []
 
@@ -156,7 +149,7 @@ def test_disk_full_during_export_publishes_nothing(make_sprites, tmp_path, monke
         real_write(fmt, generator, nz, path, metadata)
 
     monkeypatch.setattr(formats, "write", write)
-    result = CliRunner().invoke(export_main, [str(run), "--onnx", "-q"])
+    result = invoke(export_main, run, "--onnx", "-q")
     assert result.exit_code == 1, result.output
     assert "No space left on device; nothing was published" in result.output
     export = run / "export"
@@ -165,12 +158,12 @@ def test_disk_full_during_export_publishes_nothing(make_sprites, tmp_path, monke
 
 def test_sprites_already_there_are_never_touched_by_a_failing_run(tiny_export, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    first = CliRunner().invoke(sample_main, [str(out), "--seeds", "0-3", "--model", str(tiny_export), "-q"])
+    first = invoke(sample_main, out, "--seeds", "0-3", "--model", tiny_export, "-q")
     assert first.exit_code == 0, first.output
     kept = {p.name: p.read_bytes() for p in out.iterdir()}
     full = failing_open(after=2, err=OSError(errno.ENOSPC, "No space left"))
     monkeypatch.setattr(writer_module, "open", full, raising=False)
-    result = CliRunner().invoke(sample_main, [str(out), "--seeds", "10-19", "--model", str(tiny_export), "-q"])
+    result = invoke(sample_main, out, "--seeds", "10-19", "--model", tiny_export, "-q")
     assert result.exit_code == 1
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in kept} == kept  # byte for byte
     assert_only_complete_sprites(out, 6)  # the earlier four and the two written before the disk filled

@@ -6,24 +6,22 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 import dcgan.train.loop as loop
-from conftest import read_until
+from conftest import TINY, copy_run, invoke, read_until
 from dcgan.train.checkpoint import load_checkpoint
 from dcgan.train.cli import main as train_main
 
 pytestmark = pytest.mark.slow
 
 # the collapse watch only at a run's last epoch: these tests are about files and signals
-TINY = ["--ngf", "4", "--ndf", "4", "--batch-size", "2", "--sample-every", "1000", "-q"]
+QUIET_WATCH = ["--sample-every", "1000"]
 
 
 @contextmanager
@@ -38,18 +36,10 @@ def running(cmd, **kwargs):
             proc.wait(timeout=60)
 
 
-def wait_for(condition, timeout=120.0):
-    deadline = time.time() + timeout
-    while not condition():
-        if time.time() > deadline:
-            raise TimeoutError("the subprocess never got there")
-        time.sleep(0.05)
-
-
 def test_sigterm_during_training_saves_a_checkpoint_and_says_how_to_continue(make_sprites, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "dcgan.train", "--data", str(make_sprites(6)), "--out", str(run), "--epochs", "500"]
-    with running([*cmd, *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+    with running([*cmd, *TINY, *QUIET_WATCH], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         seen = read_until(proc.stdout, "epoch 1/500")
         proc.send_signal(signal.SIGTERM)
         out = "".join(seen) + proc.communicate(timeout=120)[0]
@@ -82,7 +72,7 @@ KILLED_MID_SAVE = textwrap.dedent(
 
 def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_and_a_resumable_run(make_sprites, tmp_path):
     run = tmp_path / "run"
-    args = ["--data", str(make_sprites(6)), "--out", str(run), "--epochs", "3", *TINY]
+    args = ["--data", str(make_sprites(6)), "--out", str(run), "--epochs", "3", *TINY, *QUIET_WATCH]
     with running([sys.executable, "-c", KILLED_MID_SAVE, *args], stdout=subprocess.PIPE, text=True) as proc:
         read_until(proc.stdout, "mid-save")
         proc.kill()
@@ -90,17 +80,14 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_and_a_resumab
     assert load_checkpoint(run)["epoch"] == 1  # the previous checkpoint, whole
     assert list(run.glob(".checkpoint.pt.*.tmp"))  # the half-written temporary the kill left behind
 
-    result = CliRunner().invoke(train_main, ["--resume", str(run), "-q"])
+    result = invoke(train_main, "--resume", run, "-q")
     assert result.exit_code == 0, result.output
     assert "removed .checkpoint.pt." in result.output and "killed mid-save" in result.output
     assert load_checkpoint(run)["epoch"] == 3 and not list(run.glob(".*.tmp"))
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(make_sprites, tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    data = make_sprites(6)
-    first = CliRunner().invoke(train_main, ["--data", str(data), "--out", str(run), "--epochs", "1", *TINY])
-    assert first.exit_code == 0, first.output
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_run, tmp_path, monkeypatch):
+    run = copy_run(tiny_run, tmp_path / "run")  # 2 epochs of 4 steps
     good = (run / "checkpoint.pt").read_bytes()
     real_loss, calls = loop.discriminator_loss, []
 
@@ -110,23 +97,41 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(make_s
         return value * float("nan") if len(calls) == 2 else value
 
     monkeypatch.setattr(loop, "discriminator_loss", exploding)
-    result = CliRunner().invoke(train_main, ["--resume", str(run), "--epochs", "3", "-q"])
+    result = invoke(train_main, "--resume", run, "--epochs", 4, "-q")
     assert result.exit_code == 1, result.output
-    assert "training diverged (non-finite loss at step 5" in result.output
-    assert "the last good checkpoint is" in result.output and "(epoch 1)" in result.output
+    assert "training diverged (non-finite loss at step 10" in result.output
+    assert "the last good checkpoint is" in result.output and "(epoch 2)" in result.output
     assert (run / "checkpoint.pt").read_bytes() == good
     assert all(torch.isfinite(t).all() for t in load_checkpoint(run)["generator"].values())
 
 
+SAMPLER_THAT_SAYS_WHEN = textwrap.dedent(
+    """
+    import sys
+    from dcgan.serve.generator import SpriteGenerator
+    real_batches = SpriteGenerator.batches
+
+    def batches(self, seeds):  # dcgan-sample's batches, saying when it holds the fourth
+        for i, batch in enumerate(real_batches(self, seeds)):
+            if i == 3:
+                print("4 batches in hand", flush=True)
+            yield batch
+
+    SpriteGenerator.batches = batches
+    from dcgan.serve.cli import main
+    main(sys.argv[1:])
+    """
+)
+
+
 def test_ctrl_c_during_sampling_leaves_only_complete_files(tiny_export, tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "dcgan.serve", str(out), "-n", "1000000", "--model", str(tiny_export), "-q"]
+    args = [str(out), "-n", "1000000", "--batch-size", "16", "--model", str(tiny_export), "-q"]
+    cmd = [sys.executable, "-c", SAMPLER_THAT_SAYS_WHEN, *args]
     with running(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        wait_for(lambda: out.is_dir() and sum(1 for _ in out.glob("seed*.png")) >= 50 or proc.poll() is not None)
-        if proc.poll() is not None:
-            pytest.fail(f"dcgan-sample ended early: {proc.communicate()[0]}")
+        seen = read_until(proc.stdout, "4 batches in hand")  # the sampler says so: no polling of its folder
         proc.send_signal(signal.SIGINT)
-        text, _ = proc.communicate(timeout=120)
+        text = "".join(seen) + proc.communicate(timeout=120)[0]
     assert proc.returncode == 130, text
     assert "Interrupted:" in text and "no partial file" in text and "Traceback" not in text
     written = int(text.split("Interrupted: ")[1].split(" ")[0])

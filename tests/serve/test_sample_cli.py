@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
+from conftest import invoke
 from dcgan.serve import runtime
 from dcgan.serve.cli import main as sample_main
 
 
 def sample(*args):
-    return CliRunner().invoke(sample_main, [*map(str, args)])
+    return invoke(sample_main, *args)
 
 
 def test_writes_n_distinct_sprites_named_by_seed_and_says_what_ran(tiny_export, tmp_path):
@@ -154,3 +154,56 @@ def test_cuda_sessions_compute_fp32_without_tf32(monkeypatch, session_requests, 
     monkeypatch.setattr(runtime, "cuda_problem", lambda: None)
     assert runtime.open_session(tiny_export / "generator.onnx", "cuda").on_cuda
     assert session_requests == [[(runtime.CUDA, {"use_tf32": "0"})]]
+
+
+def test_shards_together_are_exactly_the_whole_run_byte_for_byte(tiny_export, tmp_path):
+    assert sample("--seeds", "0-9,50-56", "--batch-size", 4, "--model", tiny_export, tmp_path / "whole").exit_code == 0
+    whole = {p.name: p.read_bytes() for p in (tmp_path / "whole").iterdir()}
+    parts = {}
+    for i in range(5):
+        out = tmp_path / f"part{i}"
+        result = sample("--seeds", "0-9,50-56", "--shard", f"{i}/5", "--batch-size", 4, "--model", tiny_export, out)
+        assert result.exit_code == 0, result.output
+        for p in out.iterdir():
+            assert p.name not in parts, f"{p.name} written by two shards"
+            parts[p.name] = p.read_bytes()
+    assert len(whole) == 17 and parts == whole
+
+
+def test_shard_auto_reads_slurm_or_an_indexed_job(tiny_export, tmp_path, monkeypatch):
+    slurm = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "4"}
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    assert sample("-n", 8, "--shard", "auto", "--model", tiny_export, tmp_path / "slurm").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "slurm").iterdir()) == ["seed000004.png", "seed000005.png"]
+    for name in slurm:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    result = sample("-n", 8, "--shard", "auto", "--model", tiny_export, tmp_path / "k8s")
+    assert result.exit_code == 2 and "auto/K" in result.output and not (tmp_path / "k8s").exists()
+    assert sample("-n", 8, "--shard", "auto/2", "--model", tiny_export, tmp_path / "k8s").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "k8s").iterdir()) == [f"seed{i:06d}.png" for i in range(4, 8)]
+
+
+@pytest.mark.parametrize("shard", ["3/3", "1", "a/2", "-1/2", "auto"])
+def test_a_bad_shard_is_one_line(tiny_export, tmp_path, shard):
+    result = sample("-n", 8, "--shard", shard, "--model", tiny_export, tmp_path / "out")
+    assert result.exit_code == 2 and "--shard" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_lists_the_absent_seeds_and_a_rerun_fills_only_them(tiny_export, tmp_path):
+    out = tmp_path / "out"
+    assert sample("-n", 12, "--model", tiny_export, out).exit_code == 0
+    for seed in (2, 3, 4, 9):
+        (out / f"seed{seed:06d}.png").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    result = sample("-n", 12, "--missing", "-q", "--model", tiny_export, out)
+    assert result.exit_code == 1 and result.output == "2-4,9\n"
+    result = sample("-n", 12, "--shard", "0/2", "--missing", "-q", "--model", tiny_export, out)
+    assert result.exit_code == 1 and result.output == "2-4\n"
+    result = sample("-n", 12, "--model", tiny_export, out)
+    assert result.exit_code == 0 and "4 sprites in" in result.output and "8 already there" in result.output
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert all(after[name] == t for name, t in before.items()) and len(after) == 12
+    assert sample("-n", 12, "--missing", "--model", tiny_export, out).exit_code == 0

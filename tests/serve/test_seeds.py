@@ -54,3 +54,13 @@ def test_the_browser_page_takes_the_same_seeds():
     pattern = re.search(r"text\.match\(/\^\(\\d\{1,(\d+)\}\)", script) or re.search(r"\\d\{1,(\d+)\}", script)
     assert pattern and int(pattern.group(1)) == len(str(MAX_SEED))  # 18 digits, every one of them a seed
     assert f"0-{MAX_SEED}" in script  # and its message names the same limit
+
+
+def test_shards_partition_the_seeds_in_order():
+    from dcgan.serve.seeds import parse_seeds
+
+    seeds = parse_seeds("0-9,100,200-204")
+    for k in (1, 2, 3, 7, 16, 40):
+        parts = [list(seeds.shard(i, k)) for i in range(k)]
+        assert [s for part in parts for s in part] == list(seeds)
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1

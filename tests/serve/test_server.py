@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from conftest import read_until
+from conftest import invoke, read_until
 from dcgan.serve.cli import main as sample_main
 from dcgan.serve.generator import SpriteGenerator
 
@@ -47,7 +46,7 @@ def get(base: str, path: str) -> tuple[int, str, bytes]:
 
 
 def sample(*args):
-    result = CliRunner().invoke(sample_main, [*map(str, args)])
+    result = invoke(sample_main, *args)
     assert result.exit_code == 0, result.output
     return result
 
@@ -76,7 +75,8 @@ def test_a_walk_is_a_looping_gif_through_both_seeds(server, tiny_export):
     with Image.open(BytesIO(body)) as im:
         assert im.n_frames == 10 and im.info["loop"] == 0
         im.seek(5)  # the far end of the walk: seed 17 itself
-        np.testing.assert_array_equal(np.asarray(im.convert("RGBA"))[..., 3], gen([17])[0][..., 3])
+        far_end = np.asarray(im.convert("RGBA"))[..., 3] != gen([17])[0][..., 3]
+        assert far_end.mean() <= 1e-3  # seed 17's silhouette, drawn in another batch: alone, it may flip a pixel
 
 
 def test_health_names_the_model_its_metadata_and_provider(server, tiny_export):

@@ -3,9 +3,9 @@ dcgan-sample --walk writes (a looping GIF with hard alpha, or a PNG strip), with
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
+from conftest import assert_within_a_level, invoke
 from dcgan.serve.cli import main as sample_main
 from dcgan.serve.generator import SpriteGenerator
 from dcgan.serve.latent import latents
@@ -13,7 +13,7 @@ from dcgan.serve.walk import MAX_FRAMES, gif_frame, slerp, walk_latents
 
 
 def sample(*args):
-    return CliRunner().invoke(sample_main, [*map(str, args)])
+    return invoke(sample_main, *args)
 
 
 def test_slerp_keeps_every_frame_on_the_shell_where_a_straight_line_cuts_inside():
@@ -51,8 +51,8 @@ def test_walk_gif_loops_with_hard_alpha_and_the_strip_holds_the_sprites_themselv
     with Image.open(strip) as im:
         assert im.mode == "RGBA" and im.size == (8 * 96, 96)
         row = np.asarray(im)
-    np.testing.assert_array_equal(row[:, :96], gen([3])[0])  # frame 0 is seed 3's sprite, pixel for pixel
-    np.testing.assert_array_equal(row[:, 4 * 96 : 5 * 96], gen([17])[0])
+    assert_within_a_level(row[:, :96], gen([3])[0])  # frame 0 is seed 3's sprite (drawn in another batch)
+    assert_within_a_level(row[:, 4 * 96 : 5 * 96], gen([17])[0])
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == 8 and im.info["loop"] == 0  # loops for ever
         for i in range(8):

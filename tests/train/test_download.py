@@ -8,9 +8,8 @@ from io import BytesIO
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from conftest import synthetic_sprite
+from conftest import TINY, invoke, synthetic_sprite
 from dcgan.train.cli import main as train_main
 from dcgan.train.download import DownloadError, fetch_pokeapi_sprites
 
@@ -108,7 +107,7 @@ def test_bare_dcgan_train_without_network_fails_in_one_line(tmp_path, monkeypatc
     monkeypatch.setenv("DCGAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DCGAN_SPRITES_URL", closed_port_url())
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(train_main, ["--epochs", "1"])
+    result = invoke(train_main, "--epochs", 1)
     assert result.exit_code == 1
     assert "github.com/PokeAPI/sprites" in result.output and "--data" in result.output
     assert "Traceback" not in result.output
@@ -119,7 +118,7 @@ def test_bare_dcgan_train_downloads_then_trains(tmp_path, monkeypatch, server):
     monkeypatch.setenv("DCGAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DCGAN_SPRITES_URL", server.url)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(train_main, ["--epochs", "1", "--ngf", "4", "--ndf", "4", "--batch-size", "4", "-q"])
+    result = invoke(train_main, "--epochs", 1, *TINY, "--batch-size", 4)
     assert result.exit_code == 0, result.output
     assert "Loaded 5 images" in result.output
     assert (tmp_path / "runs" / "1" / "checkpoint.pt").is_file()

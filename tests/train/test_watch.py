@@ -1,7 +1,6 @@
 import numpy as np
 
 from conftest import crowd, synthetic_sprite
-from dcgan.train.metrics import hard_alpha
 from dcgan.train.watch import CollapseWatch
 
 
@@ -48,40 +47,6 @@ def test_the_alarm_message_leads_with_the_rule_that_tripped():
     assert text.startswith(f"since epoch {ONE_COLOUR_FROM} every creature much the same colour")
     assert "0% of samples have a twin" in text and "diversity 0.90" in text  # the other figures follow
     assert describe(health, modes).startswith("0% of samples have a twin")  # nothing tripped: the usual order
-
-
-def test_the_watch_records_line_art_against_the_training_sprites():
-    real = sprites(100, 1)
-    real[..., :3] = np.where(real[..., 3:] > 0, real[..., :3] // 4, 0)  # dark sprites: their line art is all
-    watch = CollapseWatch.from_images(real.transpose(0, 3, 1, 2))
-    assert watch.measure(real[:64])["line_art"] > 0.9
-    washed = real[:64].copy()
-    washed[..., :3] = np.where(washed[..., 3:] > 0, 255 - washed[..., :3] // 2, 0)  # the same, pale
-    health = watch.measure(washed)
-    assert health["line_art"] == 0.0 and 0.5 < health["grid_texture"] < 2
-
-
-def test_the_watch_measures_drawing_as_the_sampler_finishes_it():
-    """A raw generator output: a pale opaque body in a faint black haze (alpha 40 of 255). The sampler makes the
-    haze transparent, so it is no line art; counted as opaque, it would be most of the picture's."""
-    real = sprites(100, 1)
-    watch = CollapseWatch.from_images(real.transpose(0, 3, 1, 2))
-    raw = np.zeros((64, 96, 96, 4), np.uint8)
-    raw[..., 3] = 40  # haze everywhere, black
-    raw[:, 30:60, 30:60] = (230, 220, 200, 255)  # the body
-    assert watch.measure(raw)["line_art"] == 0.0
-    finished = hard_alpha(raw)
-    assert set(np.unique(finished[..., 3])) == {0, 255} and finished[..., :3][finished[..., 3] == 0].max() == 0
-    assert (finished[:, 30:60, 30:60] == raw[:, 30:60, 30:60]).all()
-
-
-def test_hard_alpha_finishes_uint8_sprites_as_the_sampler_finishes_raw_output():
-    """hard_alpha repeats finish_sprites' threshold on uint8 levels: both must give the same sprites."""
-    from dcgan.serve.contract import finish_sprites
-
-    raw = np.random.default_rng(0).uniform(-1, 1, (8, 4, 96, 96)).astype(np.float32)
-    levels = np.clip(np.round((raw + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-    assert (hard_alpha(levels) == finish_sprites(raw)).all()
 
 
 def test_mode_coverage_falls_when_varied_samples_crowd_into_a_few_of_the_training_bins():

@@ -2,12 +2,12 @@ import json
 
 import click
 import pytest
-from click.testing import CliRunner
 
-from dcgan.export.demo import demo_checkpoint
+from conftest import invoke
 from dcgan.train.config import ModelConfig
+from dcgan.train.demo import demo_checkpoint
 from dcgan.train.evaluate import main as eval_main
-from dcgan.train.select import candidates, main, pick_finalists
+from dcgan.train.selection import candidates, main, pick_finalists
 
 
 def row(ndb, jsd=0.1, diversity=1.0, memorisation=1.0):
@@ -29,6 +29,27 @@ def test_finalists_meet_both_targets_and_come_lowest_ndb_first():
     assert pick_finalists(rows, 3, min_diversity=2.0, min_memorisation=0.0) == []
 
 
+def test_eval_and_select_read_the_real_sprites_with_the_same_options():
+    names = ("data", "holdout", "count", "bins")
+
+    def shared(command):
+        params = [p for p in command.params if p.name in names]
+        return {p.name: (p.opts, p.type.to_info_dict(), p.default, p.required) for p in params}
+
+    assert shared(eval_main) == shared(main) and len(shared(main)) == len(names)
+
+
+def test_the_table_heads_each_column_from_the_metrics_catalogue():
+    from dcgan.train.catalogue import METRICS
+    from dcgan.train.selection import COLUMNS, report_markdown
+
+    row = {**dict.fromkeys(COLUMNS, 0.5), "ndb_se": None}
+    table = report_markdown({"choice": None, "candidates": [{"model": "a.pt", "selection": row, "confirmation": None}]})
+    head = table.splitlines()[0]
+    assert head == "| " + " | ".join(["checkpoint", *(METRICS[m].heading for m in COLUMNS), "confirmed NDB", ""]) + " |"
+    assert "| a.pt | 0.50 | 0.500 |" in table
+
+
 def test_a_run_gives_its_kept_checkpoints_from_an_epoch_on(tmp_path):
     kept = tmp_path / "a" / "checkpoints"
     kept.mkdir(parents=True)
@@ -48,6 +69,7 @@ def test_a_run_gives_its_kept_checkpoints_from_an_epoch_on(tmp_path):
         candidates([tmp_path / "a"], from_epoch=40)
 
 
+@pytest.mark.slow
 def test_dcgan_select_confirms_its_finalist_on_fresh_seeds(make_sprites, tmp_path):
     run = tmp_path / "run"
     for epoch, seed in ((10, 1), (20, 2), (30, 3)):  # three different generators, kept like a run keeps them
@@ -58,7 +80,7 @@ def test_dcgan_select_confirms_its_finalist_on_fresh_seeds(make_sprites, tmp_pat
     targets = ["--min-diversity", "0", "--min-memorisation", "0"]
     out = tmp_path / "sel"
     args = [str(run), *real, *targets, "--finalists", "2", "--confirm-seed", "5000", "--out", str(out)]
-    result = CliRunner().invoke(main, args)
+    result = invoke(main, *args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "selection.json").read_text())
     assert [c["model"] for c in report["candidates"]] == [
@@ -74,19 +96,17 @@ def test_dcgan_select_confirms_its_finalist_on_fresh_seeds(make_sprites, tmp_pat
     assert f"Chosen: {report['choice']}" in result.output and "| chosen |" in (out / "selection.md").read_text()
 
     # the confirmed reading is dcgan-eval's on the confirmation seeds
-    check = CliRunner().invoke(
-        eval_main, [report["choice"], *real, "--first-seed", "5000", "--out", str(tmp_path / "e")]
-    )
+    check = invoke(eval_main, report["choice"], *real, "--first-seed", "5000", "--out", str(tmp_path / "e"))
     assert check.exit_code == 0, check.output
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())["metrics"]
     assert confirmed[best]["ndb"] == pytest.approx(metrics["ndb"]["model"])
     assert confirmed[best]["jsd"] == pytest.approx(metrics["jsd"]["model"])
 
-    again = CliRunner().invoke(main, args)
+    again = invoke(main, *args)
     assert again.exit_code == 1 and "--overwrite" in again.output
-    overlap = CliRunner().invoke(main, [*args, "--overwrite", "--confirm-seed", "200010"])
+    overlap = invoke(main, *args, "--overwrite", "--confirm-seed", "200010")
     assert overlap.exit_code == 2 and "overlap the selection seeds" in overlap.output
     one = [str(run / "checkpoints" / "epoch0010.pt"), *real, "--out", str(tmp_path / "strict")]
-    strict = CliRunner().invoke(main, [*one, "--min-diversity", "5"])
+    strict = invoke(main, *one, "--min-diversity", "5")
     assert strict.exit_code == 1 and "no checkpoint reaches diversity 5.0" in strict.output
     assert json.loads((tmp_path / "strict" / "selection.json").read_text())["choice"] is None  # scores still written

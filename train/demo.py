@@ -1,4 +1,4 @@
-"""A generator file without training one: random weights, batch norm calibrated so outputs use [-1, 1].
+"""A checkpoint without training one: random weights, batch norm calibrated so outputs use [-1, 1].
 
 For tests and benchmarks that need a realistic model file (piper's generated test voice is the model). A
 freshly initialised generator in eval mode outputs values within 1e-3 of 0, since its running batch-norm
@@ -13,17 +13,29 @@ import torch
 from torch import nn
 
 from dcgan.serve.latent import latents
-from dcgan.train.checkpoint import save_checkpoint
-from dcgan.train.config import ModelConfig, TrainConfig
-from dcgan.train.loop import Trainer
-from dcgan.train.model import recompute_batch_norm
+
+from .checkpoint import save_checkpoint
+from .config import ModelConfig, TrainConfig
+from .loop import Trainer
+from .model import Generator, PaletteGenerator, recompute_batch_norm
+
+
+def output_layer(generator: Generator) -> nn.Module:
+    """The layer that draws the sprite from the last features: the convolution whose output tanh squashes (paper:
+    the last transposed convolution; resize: the stride-1 convolution after the last stage), or, in the palette
+    generator, which has no output convolution, the one that scores each pixel's palette entries."""
+    if isinstance(generator.main, PaletteGenerator):
+        return generator.main.head.choose
+    return generator.main[-2]  # main[-1] is the tanh
 
 
 @torch.no_grad()
-def calibrate(generator: nn.Module, nz: int, samples: int = 256) -> nn.Module:
+def calibrate(generator: Generator, nz: int, samples: int = 256) -> Generator:
     """Set every batch norm's running statistics to those of `samples` latents, and scale the output layer
-    so tanh sees unit-variance inputs, like a trained model's. Returns the generator in eval mode."""
-    last = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)][-1]
+    (`output_layer`) to unit-variance outputs: tanh's inputs, like a trained model's, or the palette's scores
+    (which entry wins does not change with their scale; how soft the training softmax is does). No batch norm
+    follows that layer, so the statistics stay true. Returns the generator in eval mode."""
+    last = output_layer(generator)
     seen = []
     hook = last.register_forward_hook(lambda _m, _i, out: seen.append(out.std()))
     recompute_batch_norm(generator, [torch.from_numpy(latents(range(samples), nz))])

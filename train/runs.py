@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import torch
 
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, retired_settings
 from .config import ModelConfig, TrainConfig, check_combination
 from .data import NoImagesError, SpriteSet, load_folder
 from .download import DownloadError, fetch_pokeapi_sprites
+from . import distributed
 from .loop import FitResult, Trainer, fit, resolve_device
 
 LOCK_NAME = ".lock"  # held (flock) by the dcgan-train process that trains into the run folder
@@ -107,6 +109,12 @@ def data_info(folder: Path, sprites: SpriteSet, all_frames: bool = False) -> dic
     }
 
 
+def join(device: str) -> tuple[torch.device, distributed.Group]:
+    """The device to train on and, under torchrun, this process's place among the ranks (train/distributed.py)."""
+    on = resolve_device(distributed.local_device(device))
+    return on, distributed.from_environment(on)
+
+
 def new_job(data: Path | None, run_dir: Path, device: str, model: dict, train: dict, all_frames: bool = False) -> Job:
     """A new run of `model` and `train` (ModelConfig and TrainConfig fields) into `run_dir`."""
     try:
@@ -125,7 +133,10 @@ def new_job(data: Path | None, run_dir: Path, device: str, model: dict, train: d
         raise click.BadParameter(
             f"{folder} has 1 usable image; batch norm needs a batch of at least 2", param_hint="--data"
         )
-    trainer = Trainer(model_cfg, train_cfg, resolve_device(device), data_info(folder, sprites, all_frames))
+    on, group = join(device)
+    trainer = Trainer(model_cfg, train_cfg, on, data_info(folder, sprites, all_frames), group=group)
+    if not group.main:  # rank 0 alone writes the run folder
+        return Job(trainer, sprites, run_dir, train_cfg.epochs, RunLock(run_dir))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -151,7 +162,9 @@ def resume_job(resume: Path, data: Path | None, epochs: int | None, device: str)
             param_hint="--resume",
         )
     run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
-    lock = RunLock(run_dir).acquire()
+    lock = RunLock(run_dir)
+    if distributed.environment_rank() == 0:  # rank 0 alone writes the run folder
+        lock.acquire()
     try:
         return _resume(state, run_dir, data, epochs, device, lock)
     except BaseException:
@@ -179,16 +192,24 @@ def _resume(state: dict, run_dir: Path, data: Path | None, epochs: int | None, d
             f"{run_dir} has already trained {state['epoch']} epochs; pass --epochs above that to continue"
         )
     try:
-        trainer = Trainer.from_state(state, resolve_device(device), dataclasses.replace(train_cfg, epochs=epochs))
+        on, group = join(device)
+        trainer = Trainer.from_state(state, on, dataclasses.replace(train_cfg, epochs=epochs), group=group)
     except CheckpointError as err:
         raise click.BadParameter(str(err), param_hint="--resume") from err
-    click.echo(f"Resuming {run_dir} at epoch {state['epoch']} (step {state['step']}) -> {epochs} epochs")
+    if group.main:
+        click.echo(f"Resuming {run_dir} at epoch {state['epoch']} (step {state['step']}) -> {epochs} epochs")
     return Job(trainer, sprites, run_dir, epochs, lock)
 
 
 def run(
     job: Job, stop: threading.Event | None = None, show_progress: bool = True, stop_on_collapse: bool = False
 ) -> FitResult:
+    if not job.trainer.group.main:
+        try:
+            return fit(job.trainer, job.data, job.run_dir, job.epochs, stop=stop, show_progress=False,
+                       stop_on_collapse=stop_on_collapse, echo=lambda _line: None)  # fmt: skip
+        finally:
+            distributed.leave(job.trainer.group)
     try:
         stale = remove_stale_temporaries(job.run_dir)
         if stale:
@@ -196,15 +217,19 @@ def run(
         return _run(job, stop, show_progress, stop_on_collapse)
     finally:
         job.lock.release()
+        distributed.leave(job.trainer.group)
 
 
 def _run(job: Job, stop: threading.Event | None, show_progress: bool, stop_on_collapse: bool) -> FitResult:
     t = job.trainer
     precision = f"{str(t.dtype).removeprefix('torch.')} autocast" if t.dtype else "fp32"
     layout = ", channels-last" if t.cfg.channels_last else ""
+    world = t.group.world
+    ranks = f" on {world} processes" if world > 1 else ""
+    batch = f"batch {t.cfg.batch_size} x {world} = {t.cfg.batch_size * world}" if world > 1 else f"batch {t.cfg.batch_size}"
     click.echo(
-        f"Training on {t.device} ({precision}{layout}): batch {t.cfg.batch_size}, "
-        f"{len(job.data) // t.cfg.batch_size} steps/epoch, to epoch {job.epochs} -> {job.run_dir}"
+        f"Training on {t.device}{ranks} ({precision}{layout}): {batch}, "
+        f"{len(job.data) // (t.cfg.batch_size * world)} steps/epoch, to epoch {job.epochs} -> {job.run_dir}"
     )
     try:
         result = fit(t, job.data, job.run_dir, job.epochs, stop=stop, show_progress=show_progress,

@@ -16,23 +16,15 @@ from pathlib import Path
 
 import click
 
+from .catalogue import METRICS, real_sprite_options
+from .dependencies import require_torch
 from .evaluate import generate, load_real
-from .extra import require_torch
 
-COLUMNS = {  # metric: column heading
-    "ndb": "NDB",
-    "jsd": "JSD",
-    "diversity_ratio": "diversity",
-    "memorisation_ratio": "memorisation",
-    "kid": "KID",
-    "line_art": "line art",
-    "grid_texture": "grid texture",
-    "flat_colour_share": "flat colour",  # what a person sees: dcgan.train.likeness
-    "colours_per_sprite": "colours",
-    "parts_per_sprite": "parts",
-    "spectral_gap": "spectral gap",
-    "classifier_accuracy": "classifier",
-}
+# the metrics of the table, in its order (headings: catalogue.METRICS); from flat colour on, what a person sees
+COLUMNS = (
+    "ndb", "jsd", "diversity_ratio", "memorisation_ratio", "kid", "line_art", "grid_texture",
+    "flat_colour_share", "colours_per_sprite", "parts_per_sprite", "spectral_gap", "classifier_accuracy",
+)  # fmt: skip
 
 
 def candidates(paths: list[Path], from_epoch: int = 0) -> list[Path]:
@@ -75,7 +67,7 @@ def ndb_cell(row: dict) -> str:
 
 def report_markdown(report: dict) -> str:
     """The report as a Markdown table, one row per candidate; the choice is marked."""
-    heads = ["checkpoint", *COLUMNS.values(), "confirmed NDB", ""]
+    heads = ["checkpoint", *(METRICS[m].heading for m in COLUMNS), "confirmed NDB", ""]
     lines = ["| " + " | ".join(heads) + " |", "|---" + "|---:" * (len(heads) - 2) + "|---|"]
     for c in report["candidates"]:
         sel, conf = c["selection"], c["confirmation"]
@@ -88,11 +80,7 @@ def report_markdown(report: dict) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
-@click.option("--data", type=click.Path(path_type=Path), required=True, help="The training sprites.")
-@click.option("--holdout", type=click.Path(path_type=Path), default=None, show_default=False,
-              help="Real sprites the model never saw, for the floors. Default: 10% of --data set aside.")  # fmt: skip
-@click.option("-n", "count", type=click.IntRange(min=16), default=1000,
-              help="Sprites per reading. 5,000 gives NDB a standard error of about 0.2.")  # fmt: skip
+@real_sprite_options(count_help="Sprites per reading. 5,000 gives NDB a standard error of about 0.2.")
 @click.option("--first-seed", type=click.IntRange(min=0), default=200000, help="The first selection seed.")
 @click.option("--confirm-seed", type=click.IntRange(min=0), default=300000, help="The first confirmation seed.")
 @click.option("--finalists", "finalist_count", type=click.IntRange(min=1), default=3,
@@ -100,7 +88,6 @@ def report_markdown(report: dict) -> str:
 @click.option("--min-diversity", type=float, default=0.9, help="Diversity ratio a candidate must reach.")
 @click.option("--min-memorisation", type=float, default=0.9, help="Memorisation ratio a candidate must reach.")
 @click.option("--from-epoch", type=click.IntRange(min=0), default=0, help="Skip kept checkpoints before this epoch.")
-@click.option("--bins", type=click.IntRange(min=2), default=40, help="k-means bins of the training set (NDB, JSD).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("selection"),
               help="Folder for selection.json and selection.md.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an earlier report in --out.")
