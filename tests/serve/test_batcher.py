@@ -39,7 +39,7 @@ def test_a_lone_request_runs_at_once_in_its_own_thread(gen):
 
 def test_requests_that_wait_together_run_as_one_batch_and_each_gets_its_own_sprite(gen):
     gated = Gated(gen)
-    batcher = Batcher(gated, max_batch=8)
+    batcher = Batcher(gated, max_batch=8, leaders=1)  # one batch in flight: the others wait in line
     with ThreadPoolExecutor(11) as pool:
         first = pool.submit(batcher.sprite, 100)
         assert gated.entered.wait(timeout=60)  # the first runs alone, at once
@@ -71,3 +71,14 @@ def test_a_failed_batch_fails_each_of_its_requests_and_the_next_batch_runs(gen):
     with pytest.raises(RuntimeError, match="out of memory"):
         batcher.sprite(1)
     np.testing.assert_array_equal(batcher.sprite(2), gen([2])[0])
+
+
+def test_with_two_leaders_a_second_batch_runs_while_the_first_is_in_flight(gen):
+    gated = Gated(gen)
+    batcher = Batcher(gated, max_batch=8, leaders=2)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(batcher.sprite, 100)
+        assert gated.entered.wait(timeout=60)
+        np.testing.assert_array_equal(pool.submit(batcher.sprite, 5).result(timeout=60), gen([5])[0])  # not held up
+        gated.gate.set()
+        np.testing.assert_array_equal(first.result(timeout=60), gen([100])[0])
