@@ -1,8 +1,10 @@
 """Single-sprite requests that arrive together, run as one onnxruntime batch.
 
-One thread owns the queue. It takes the first waiting seed and every seed queued behind it, up to `max_batch`;
-under load (the last batch held more than one) it also waits up to `wait_s` for the batch to fill. A lone request
-never waits, so one client sees the latency of a batch of 1. Each caller gets its own sprite back.
+Leader and followers: a request that finds fewer than `leaders` batches running runs one at once, in its own
+thread, with whoever is waiting, so a lone client pays no hand-off to another thread. Requests that arrive while
+the batches run wait in line; when one ends, its leader hands the lead to the first of them, which runs everyone
+waiting (up to `max_batch`) as the next batch. No request ever waits for company, none leads for longer than its own
+batch, and with two leaders one batch computes while the other hands its sprites out.
 
 On the CPU provider a sprite's bytes do not depend on the batch it ran in (a test checks it under load, against
 dcgan-sample's files). cuDNN picks its convolution algorithms per batch shape, so on CUDA they may differ in the
@@ -11,69 +13,70 @@ last bit; there every request runs alone, as `dcgan-sample --seeds N` runs it.
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
-from concurrent.futures import Future
 
 import numpy as np
 
 
+class _Request:
+    __slots__ = ("seed", "sprite", "error", "lead", "ready")
+
+    def __init__(self, seed: int):
+        self.seed, self.sprite, self.error, self.lead = seed, None, None, False
+        self.ready = threading.Event()
+
+
 class Batcher:
-    def __init__(self, generator, max_batch: int = 64, wait_s: float = 0.002):
+    def __init__(self, generator, max_batch: int = 64, leaders: int = 2):
         self.gen = generator
         self.max_batch = 1 if generator.session.on_cuda else max_batch
-        self.wait_s = wait_s
         self.batches = self.sprites = 0  # counts, for /health and the benchmark
-        self._queue: queue.SimpleQueue[tuple[int, Future] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
-        self._thread.start()
-
-    def submit(self, seed: int) -> Future:
-        """A future of seed's sprite, uint8 RGBA (H, W, 4), computed in a batch with whatever else is waiting."""
-        future: Future = Future()
-        self._queue.put((seed, future))
-        return future
+        self.changed = threading.Condition()  # guards what follows; notified when a request joins the line
+        self.leaders = leaders  # batches in flight at once: while one finishes, the next computes
+        self._waiting: list[_Request] = []
+        self._running = 0
 
     def sprite(self, seed: int) -> np.ndarray:
-        return self.submit(seed).result()
-
-    def close(self) -> None:
-        """Serve what is queued, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join()
-
-    def _collect(self, first: tuple[int, Future], busy: bool) -> list[tuple[int, Future]] | None:
-        batch = [first]
-        deadline = time.monotonic() + self.wait_s if busy else None
-        while len(batch) < self.max_batch:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                if deadline is None or (left := deadline - time.monotonic()) <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=left)
-                except queue.Empty:
-                    break
-            if item is None:  # closing: serve what is in hand, then stop
-                self._queue.put(None)
+        """Seed's sprite, uint8 RGBA (H, W, 4), computed in one batch with whatever else is waiting."""
+        request = _Request(seed)
+        with self.changed:
+            self._waiting.append(request)
+            if self._running < self.leaders:
+                request.lead = True
+                self._running += 1
+            self.changed.notify_all()
+        while True:
+            if request.lead:
+                request.lead = False
+                self._lead()
+            else:
+                request.ready.wait()
+            if request.sprite is not None or request.error is not None:
                 break
-            batch.append(item)
-        return batch
+        if request.error is not None:
+            raise request.error
+        return request.sprite
 
-    def _run(self) -> None:
-        busy = False
-        while (first := self._queue.get()) is not None:
-            batch = self._collect(first, busy)
-            busy = len(batch) > 1
-            try:
-                sprites = self.gen.generate([seed for seed, _ in batch])
-            except Exception as err:  # noqa: BLE001 - every waiting request hears of it
-                for _, future in batch:
-                    future.set_exception(err)
-                continue
-            self.batches += 1
-            self.sprites += len(batch)
-            for (_, future), sprite in zip(batch, sprites, strict=True):
-                future.set_result(sprite)
+    def _lead(self) -> None:
+        """Run everyone waiting (up to max_batch) as one batch, then hand the lead to the next in line, if any."""
+        with self.changed:
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+        try:
+            sprites = self.gen.generate([r.seed for r in batch])
+        except Exception as err:  # noqa: BLE001 - every request of the batch hears of it
+            for request in batch:
+                request.error = err
+        else:
+            for request, sprite in zip(batch, sprites, strict=True):
+                request.sprite = sprite
+        with self.changed:
+            if batch[0].error is None:
+                self.batches += 1
+                self.sprites += len(batch)
+            if self._waiting:
+                self._waiting[0].lead = True
+                self._waiting[0].ready.set()
+            else:
+                self._running -= 1
+        for request in batch:
+            request.ready.set()
