@@ -10,6 +10,10 @@
 4. Throughput, sprites/s (median of timed runs after warm-up, device synchronised): PyTorch eager,
    TorchScript fp16, onnxruntime CUDA fp32 and fp16 with IOBinding, at batch 256 and 1024; and
    `dcgan-sample -n 20000` end to end with PNGs written, so the share lost to encoding and disk shows.
+5. Training under torch.distributed with NCCL (train/distributed.py): one rank per GPU, at most two, meeting
+   through a file store. Each rank trains the shipped recipe (bf16) from its own seed for a few steps; the check
+   holds that every rank ends with rank 0's weights, bit for bit (two GPUs), and that NCCL's broadcast and
+   all-reduce run (any number), and reports images/s per rank count. With one GPU only the one-rank row exists.
 
 A provider other than CUDA at the head of `session.get_providers()` is a fallback: the row says so and the
 check fails. Without a GPU the CUDA rows say "unavailable" and the script exits 1 after the CPU part.
@@ -155,6 +159,82 @@ def throughput(export_dir: Path, generator) -> list[tuple[str, int, float]]:
     return rows
 
 
+DISTRIBUTED_STEPS, DISTRIBUTED_WARMUP = 30, 5
+
+
+def _distributed_rank(rank: int, world: int, backend: str, tmp: str) -> None:
+    """One rank of the distributed check: join, check the collectives, train, save weights and timing."""
+    import torch.distributed as dist
+
+    from dcgan.train.config import ModelConfig, TrainConfig
+    from dcgan.train.distributed import Group
+    from dcgan.train.loop import Trainer
+
+    os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    device = torch.device(f"cuda:{rank}" if backend == "nccl" else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    else:  # the CPU's cores shared out among the ranks
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    dist.init_process_group(backend, init_method=f"file://{tmp}/store", rank=rank, world_size=world)
+    try:
+        probe = torch.full((4,), float(rank + 1), device=device)
+        dist.all_reduce(probe)
+        assert probe.tolist() == [world * (world + 1) / 2] * 4, probe
+        dist.broadcast(probe.fill_(rank), src=0)
+        assert probe.abs().sum().item() == 0, probe
+        # each rank initialises from its own seed: only the broadcast and the averaging make them one model
+        cfg = TrainConfig(seed=rank)  # the shipped recipe: bf16 on GPUs and on CPUs with native bf16
+        trainer = Trainer(ModelConfig(), cfg, device, {}, group=Group(rank, world))
+        gen = torch.Generator().manual_seed(rank)
+        batch = torch.randint(0, 256, (cfg.batch_size, 4, 96, 96), dtype=torch.uint8, generator=gen).to(device)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        for step in range(DISTRIBUTED_STEPS + DISTRIBUTED_WARMUP):
+            if step == DISTRIBUTED_WARMUP:
+                sync()
+                dist.barrier()
+                started = time.perf_counter()
+            trainer.train_step(batch)
+        sync()
+        seconds = time.perf_counter() - started
+        params = [*trainer.G.parameters(), *trainer.D.parameters()]
+        weights = torch.cat([p.detach().float().flatten().cpu() for p in params])
+        torch.save({"weights": weights, "seconds": seconds, "batch": cfg.batch_size}, f"{tmp}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def distributed_check(out: Path, backend: str = "nccl") -> tuple[list[tuple[str, int, float]], list[str]]:
+    """(speed rows, problems) of training on 1 and, where there are two GPUs, 2 ranks (see the module's point 5).
+    backend "gloo" runs the same ranks on the CPU, so the check can be tried without a GPU."""
+    import shutil
+
+    import torch.multiprocessing as mp
+
+    gpus = torch.cuda.device_count() if backend == "nccl" else 2
+    if gpus == 0:
+        return [], [f"{backend}: torch sees no CUDA device"]
+    rows, problems = [], []
+    for world in sorted({1, min(2, gpus)}):
+        tmp = out / f"distributed-{world}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            mp.spawn(_distributed_rank, args=(world, backend, str(tmp)), nprocs=world)
+        except Exception as err:  # noqa: BLE001 - the check reports which rank count failed, the rest goes on
+            problems.append(f"{backend} with {world} rank(s) failed: {str(err).strip().splitlines()[-1][:200]}")
+            continue
+        ranks = [torch.load(tmp / f"rank{r}.pt", weights_only=True) for r in range(world)]
+        if any(not torch.equal(r["weights"], ranks[0]["weights"]) for r in ranks[1:]):
+            problems.append(f"{backend} with {world} ranks: the ranks' weights differ after {DISTRIBUTED_STEPS} steps")
+        seconds = max(r["seconds"] for r in ranks)
+        images = DISTRIBUTED_STEPS * ranks[0]["batch"] * world
+        name = f"training, {backend}, {world} rank(s), batch {ranks[0]['batch']} each (images/s)"
+        rows.append((name, ranks[0]["batch"] * world, images / seconds))
+    return rows, problems
+
+
 def sample_end_to_end(export_dir: Path, out: Path, n: int = 20000) -> tuple[str, int, float] | None:
     """`dcgan-sample -n N` on CUDA with PNGs written: its own sprites/s line, or None if it failed."""
     exe = Path(sys.executable).parent / "dcgan-sample"
@@ -170,8 +250,17 @@ def sample_end_to_end(export_dir: Path, out: Path, n: int = 20000) -> tuple[str,
 @click.command(context_settings={"show_default": True})
 @click.option("--out", type=click.Path(path_type=Path), default=lambda: os.environ.get("GPU_CHECK_OUT", "gpu-check"))
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Default: a calibrated random model.")
-def main(out: Path, checkpoint: Path | None) -> None:
+@click.option("--distributed-only", type=click.Choice(["nccl", "gloo"]), default=None,
+              help="Only point 5, with this backend (gloo: on the CPU, to try the check without a GPU).")  # fmt: skip
+def main(out: Path, checkpoint: Path | None, distributed_only: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    if distributed_only:
+        rows, problems = distributed_check(out, distributed_only)
+        for name, _, rate in rows:
+            click.echo(f"{name}: {rate:,.1f}")
+        for problem in problems:
+            click.echo(f"problem: {problem}")
+        sys.exit(1 if problems or not rows else 0)
     log = Log(out / "gpu_check.log")
     header = versions()
     for line in header:
@@ -205,10 +294,15 @@ def main(out: Path, checkpoint: Path | None) -> None:
             speed.append(e2e)
         else:
             problems.append("dcgan-sample -n 20000 --provider cuda failed")
+        log("\ntraining under torch.distributed (NCCL)")
+        trained, trouble = distributed_check(out)
+        speed += trained
+        problems += trouble
 
     lines = [*header, "", "## parity (CUDA rows against PyTorch fp32 on the CPU)", "```", table(rows), "```"]
     lines += [f"- unavailable: {p}" for p in problems]
-    lines += ["", "## throughput, sprites/s", "", "| path | batch | sprites/s |", "|---|---:|---:|"]
+    lines += ["", "## throughput, sprites/s (training rows: images/s)", ""]
+    lines += ["| path | batch | rate |", "|---|---:|---:|"]
     lines += [f"| {name} | {batch} | {rate:,.0f} |" for name, batch, rate in speed]
     lines += ["", f"check took {time.perf_counter() - started:.0f} s"]
     text = "\n".join(lines)

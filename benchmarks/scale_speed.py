@@ -8,6 +8,8 @@
 2. A dcgan-serve (the same Server and App, in this process, shipped model) and one keep-alive client:
    /sprite/SEED.png, POST /v2/models/dcgan-rgba8/infer with 1 sprite, and with 16 (the default budget's largest):
    requests/s and sprites/s, each request new seeds.
+3. Training, the shipped recipe: one process (all cores) against two gloo ranks (the cores shared out), each rank
+   batch 32, the ranks meeting as under torchrun (gpu_check.py's point 5, with gloo on the CPU): images/s.
 The table goes to benchmarks/results/scale_speed.md.
 """
 
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+from gpu_check import distributed_check
 from report import cpu_name, publish  # benchmarks/ is on sys.path when run as a script
 
 from dcgan.serve.generator import SpriteGenerator
@@ -80,6 +83,10 @@ def main(count: int, requests: int) -> None:
             for name, batch in (("GET /sprite/SEED.png", None), ("POST v2 infer, 1 sprite", 1),
                                 ("POST v2 infer, 16 sprites", 16))]  # fmt: skip
     server.shutdown()
+    with tempfile.TemporaryDirectory() as tmp:
+        trained, problems = distributed_check(Path(tmp), "gloo")
+    if problems:
+        raise SystemExit("; ".join(problems))
     lines = [
         f"# scale_speed ({datetime.now(timezone.utc):%Y-%m-%d}, {cpu_name()}, shipped model, CPU)",
         "",
@@ -93,6 +100,10 @@ def main(count: int, requests: int) -> None:
         "| route (one keep-alive client) | requests/s | sprites/s |",
         "|---|---:|---:|",
         *(f"| {name} | {rate:.1f} | {rate * k:.0f} |" for name, rate, k in rows),
+        "",
+        "| training (bf16 where the CPU has it natively) | images/s |",
+        "|---|---:|",
+        *(f"| {name.split(' (')[0]} | {rate:.1f} |" for name, _, rate in trained),
     ]
     publish(lines, Path(__file__).parent / "results" / "scale_speed.md")
 

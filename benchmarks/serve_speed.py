@@ -45,7 +45,7 @@ server = Server(("127.0.0.1", 0), App(gen), quiet=True, max_connections=128)
 print(f"Serving at http://127.0.0.1:{server.server_address[1]}/", flush=True)
 server.serve_forever()
 """
-# The server as it is, less its two memory settings: onnxruntime's CPU arena on, glibc's malloc left as it is.
+# The server as it is, less its two memory settings: onnxruntime's CPU arena kept whole, glibc's malloc as it is.
 KEEPS_MEMORY = """
 from dcgan.serve.batcher import Batcher
 from dcgan.serve.generator import SpriteGenerator

@@ -16,7 +16,7 @@ import numpy as np
 
 from .contract import DIGEST, FILES, INPUT, META_PREFIX, OUTPUT_IMAGE, OUTPUT_SPRITE, file_digest, finish_sprites
 from .latent import latents
-from .runtime import ORT_ERRORS, Session, open_session
+from .runtime import ORT_ERRORS, Session, open_session, shrink_arena
 
 SHIPPED = Path(__file__).parent / "models"  # the default model, installed with the package
 
@@ -121,14 +121,18 @@ class SpriteGenerator:
     model: an ONNX file, an export folder or a run folder; None for the shipped model.
     provider: "auto" (CUDA when it can run, else the CPU, with `notice` saying why), "cuda" or "cpu".
     fp16: use generator-fp16.onnx from the folder. soft_alpha: keep the raw alpha instead of 0/255.
-    threads: onnxruntime intra-op threads (None: one per physical core). arena: onnxruntime's CPU memory arena, quick
-    for a batch job but it keeps its largest run's memory; a server turns it off.
+    threads: onnxruntime intra-op threads (None: one per physical core). arena: onnxruntime's CPU memory arena, quick,
+    but it keeps its largest run's memory. arena_keep: with the arena, a run of more latents than this gives the
+    arena's unused memory back when it ends (a server: small batches stay quick, sheets do not stay resident).
     """
 
     def __init__(self, model=None, provider: str = "auto", fp16: bool = False, soft_alpha: bool = False,
-                 threads: int | None = None, batch_size: int = 64, arena: bool = True):  # fmt: skip
+                 threads: int | None = None, batch_size: int = 64, arena: bool = True,
+                 arena_keep: int | None = None):  # fmt: skip
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if arena_keep is not None and not arena:
+            raise ValueError("arena_keep needs the arena")
         path = resolve_model(model, fp16=fp16, soft_alpha=soft_alpha)
         data = read_model(path)
         try:
@@ -142,6 +146,8 @@ class SpriteGenerator:
             raise ModelError(f"{path.name} has hard alpha built in; use generator.onnx for soft alpha")
         self.soft_alpha, self.batch_size = soft_alpha, batch_size
         self._device = "cuda" if self.session.on_cuda else "cpu"
+        self.arena_keep = arena_keep
+        self._shrink = shrink_arena() if arena_keep is not None else None
 
     @property
     def provider(self) -> str:
@@ -167,7 +173,8 @@ class SpriteGenerator:
         binding = self.session.session.io_binding()  # on CUDA, z goes to and sprites come from the device
         binding.bind_cpu_input(INPUT, z)
         binding.bind_output(self.info.output, self._device)
-        self.session.session.run_with_iobinding(binding)
+        big = self.arena_keep is not None and len(z) > self.arena_keep
+        self.session.session.run_with_iobinding(binding, self._shrink if big else None)
         return binding.copy_outputs_to_cpu()[0]
 
     def batches(self, seeds: Iterable[int]) -> Iterator[tuple[list[int], np.ndarray]]:

@@ -506,7 +506,8 @@ def main(model, provider, host, port, threads, max_batch, timeout, max_connectio
 
     return_freed_memory()
     try:
-        gen = SpriteGenerator(model, provider=provider, threads=threads or None, arena=False)  # memory comes back
+        # batches of up to 16 keep the arena's memory (quick); larger runs give it back (memory after a burst)
+        gen = SpriteGenerator(model, provider=provider, threads=threads or None, arena_keep=16)
         page = load_page(browser, gen.info.path) if browser is not None else None
     except (ModelError, ProviderError, PageError) as err:
         raise click.ClickException(str(err)) from err

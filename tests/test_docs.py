@@ -68,3 +68,11 @@ def test_pictures_on_pages_exist(page):
     targets = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", page.read_text())
     broken = [t for t in targets if "://" not in t and not (page.parent / t).is_file()]
     assert broken == []
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_no_placeholder_is_left_where_a_number_belongs(page):
+    """A line that is only a capitalised token (SERVE_TABLE, SHEET_LINE) is a slot a measurement was meant to fill."""
+    outside_code = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    slots = re.findall(r"^\s*([A-Z][A-Z0-9]*_[A-Z0-9_]+)\s*$", outside_code, flags=re.M)
+    assert slots == []

@@ -60,24 +60,6 @@ def kept_checkpoints(run: Path) -> list[Path]:
     return kept
 
 
-def generate(state: dict, seeds: range) -> np.ndarray:
-    """Finished uint8 RGBA sprites of the checkpoint's exported generator (the EMA one where there is one)."""
-    import torch
-
-    from dcgan.serve.contract import finish_sprites
-    from dcgan.serve.latent import latents
-
-    from .checkpoint import load_generator
-
-    generator = load_generator(state, ema="generator_ema" in state)
-    with torch.no_grad():
-        parts = [
-            generator(torch.from_numpy(latents(seeds[i : i + 256], generator.cfg.nz))).numpy()
-            for i in range(0, len(seeds), 256)
-        ]
-    return finish_sprites(np.concatenate(parts))
-
-
 def measure(reference, sprites: np.ndarray) -> dict[str, float]:
     """MEASURES of `sprites` against `reference` (dcgan.train.metrics.Reference), computed as Reference.score
     computes them, without the measures the curve does not draw."""
@@ -100,6 +82,7 @@ def measure(reference, sprites: np.ndarray) -> dict[str, float]:
 def score_run(run: Path, reference, count: int, first_seed: int, cache: dict, echo=click.echo) -> tuple[list, list]:
     """(points, strip rows) of every kept checkpoint of `run`; cached points are reused, new ones added to `cache`."""
     from .checkpoint import CheckpointError, load_checkpoint
+    from .evaluate import sprites_of
 
     points, strips = [], []
     checkpoints = kept_checkpoints(run)
@@ -109,11 +92,11 @@ def score_run(run: Path, reference, count: int, first_seed: int, cache: dict, ec
         for path in bar:
             try:
                 state = load_checkpoint(path)
+                sprites = sprites_of(state, range(first_seed, first_seed + count))
             except CheckpointError as err:
                 raise click.BadParameter(str(err), param_hint="RUN") from err
             images = state["step"] * state["train_config"]["batch_size"]
             key = f"{run.name}/{path.name}@{state['step']}"
-            sprites = generate(state, range(first_seed, first_seed + count))
             if key not in cache:
                 cache[key] = measure(reference, sprites)
             points.append(Point(run.name, path.name, state["epoch"], images, cache[key]))

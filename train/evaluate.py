@@ -17,33 +17,41 @@ from .catalogue import METRICS, real_sprite_options
 from .dependencies import require_torch
 
 
+def sprites_of(state: dict, seeds: range, ema: bool = True) -> np.ndarray:
+    """Finished uint8 RGBA sprites of a loaded checkpoint's generator for `seeds`: its EMA one where `ema` and the
+    checkpoint has one (as exported), else the trained one. Raises CheckpointError for a checkpoint it cannot build."""
+    import torch
+
+    from dcgan.serve.contract import finish_sprites
+    from dcgan.serve.latent import latents
+
+    from .checkpoint import load_generator
+
+    generator = load_generator(state, ema=ema and "generator_ema" in state)
+    with torch.no_grad():
+        parts = [generator(torch.from_numpy(latents(seeds[i : i + 256], generator.cfg.nz))).numpy()
+                 for i in range(0, len(seeds), 256)]  # fmt: skip
+    return finish_sprites(np.concatenate(parts))
+
+
 def generate(model: Path, n: int, first_seed: int = 0, live: bool = False) -> tuple[np.ndarray, str]:
     """Finished uint8 RGBA sprites for seeds first_seed .. first_seed + n - 1, and where they came from. `live`:
     a checkpoint's trained generator instead of its EMA one (exported files carry only the EMA one)."""
-    from dcgan.serve.contract import finish_sprites
     from dcgan.serve.generator import ModelError, SpriteGenerator
-    from dcgan.serve.latent import latents
 
-    from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, load_generator, retired_note
+    from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, retired_note
 
     ckpt = model / CHECKPOINT_NAME if model.is_dir() else model
     if ckpt.suffix != ".onnx" and ckpt.exists():
-        import torch
-
         try:
             state = load_checkpoint(ckpt)
             if note := retired_note(state, ckpt):
                 click.echo(note, err=True)
-            ema = not live and "generator_ema" in state
-            generator = load_generator(state, ema=ema)
+            sprites = sprites_of(state, range(first_seed, first_seed + n), ema=not live)
         except CheckpointError as err:
             raise click.BadParameter(str(err), param_hint="MODEL") from err
-        with torch.no_grad():
-            seeds = range(first_seed, first_seed + n)
-            parts = [generator(torch.from_numpy(latents(seeds[i : i + 256], generator.cfg.nz))).numpy()
-                     for i in range(0, n, 256)]  # fmt: skip
-        which = "EMA generator" if ema else "generator"
-        return finish_sprites(np.concatenate(parts)), f"{ckpt} ({which}, epoch {state['epoch']})"
+        which = "EMA generator" if not live and "generator_ema" in state else "generator"
+        return sprites, f"{ckpt} ({which}, epoch {state['epoch']})"
     if live:
         raise click.BadParameter(f"--live needs a checkpoint or run folder, not {model}", param_hint="MODEL")
     try:

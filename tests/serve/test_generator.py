@@ -26,6 +26,16 @@ def test_batch_invariance_a_seed_draws_the_same_sprite_bit_for_bit_in_any_batch(
     np.testing.assert_array_equal(SpriteGenerator(tiny_export, provider="cpu", batch_size=64)(range(10)), sprites)
 
 
+def test_a_shrinking_arena_draws_the_same_sprites_and_needs_the_arena(tiny_export):
+    """The server keeps the arena for small batches and shrinks it after larger ones; the sprites must not care."""
+    sprites = SpriteGenerator(tiny_export, provider="cpu")(range(12))
+    shrinking = SpriteGenerator(tiny_export, provider="cpu", batch_size=8, arena_keep=2)
+    np.testing.assert_array_equal(shrinking(range(12)), sprites)  # runs of 8 and 4 shrink; one of 2 keeps
+    np.testing.assert_array_equal(shrinking([5, 6]), sprites[[5, 6]])
+    with pytest.raises(ValueError, match="arena"):
+        SpriteGenerator(tiny_export, provider="cpu", arena=False, arena_keep=2)
+
+
 def test_finished_like_real_sprites(tiny_export):
     sprites = SpriteGenerator(tiny_export, provider="cpu")(range(16))
     alpha = sprites[..., 3]
