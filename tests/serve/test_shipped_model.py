@@ -8,6 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from dcgan.serve import SpriteGenerator
+from dcgan.serve.contract import file_digest
 from dcgan.serve.generator import SHIPPED
 from dcgan.serve.latent import latents
 
@@ -33,6 +34,13 @@ def test_manifest_describes_exactly_these_files():
     for name in NAMES.values():
         assert manifest["files"][name]["sha256"] == hashlib.sha256((SHIPPED / name).read_bytes()).hexdigest()
     assert all(row["ok"] for row in manifest["parity"])
+
+
+@pytest.mark.parametrize("name", NAMES.values())
+def test_every_shipped_file_carries_its_own_digest(name):
+    """Flipped bytes in the installed model are refused, not sampled from: each file records its sha256."""
+    recorded = file_digest((SHIPPED / name).read_bytes())
+    assert recorded is not None and recorded[0] == recorded[1]
 
 
 @pytest.mark.parametrize("variant", NAMES)
