@@ -499,15 +499,15 @@ def main(model, provider, host, port, threads, max_batch, timeout, max_connectio
       dcgan-serve --model runs/demo --port 0       # any free port, printed
       dcgan-serve --browser examples/browser       # and the page that draws in the browser
     """
-    from .batcher import Batcher
+    from .batcher import MAX_BATCH, Batcher
     from .browser import PageError, load_page
     from .generator import ModelError, SpriteGenerator
     from .runtime import ProviderError
 
     return_freed_memory()
     try:
-        # batches of up to 16 keep the arena's memory (quick); larger runs give it back (memory after a burst)
-        gen = SpriteGenerator(model, provider=provider, threads=threads or None, arena_keep=16)
+        # the batcher's batches keep the arena's memory (quick); larger runs give it back (memory after a burst)
+        gen = SpriteGenerator(model, provider=provider, threads=threads or None, arena_keep=MAX_BATCH)
         page = load_page(browser, gen.info.path) if browser is not None else None
     except (ModelError, ProviderError, PageError) as err:
         raise click.ClickException(str(err)) from err
