@@ -70,7 +70,9 @@ def measure(reference, sprites: np.ndarray) -> dict[str, float]:
     size = len(reference.holdout)
     values = {
         **likeness(finished, reference.train_spectrum),
-        "classifier_accuracy": two_sample_accuracy(reference.finished["train"], finished, reference.finished["holdout"]),
+        "classifier_accuracy": two_sample_accuracy(
+            reference.finished["train"], finished, reference.finished["holdout"]
+        ),
         "diversity_ratio": mean_pairwise_distance(features) / reference.train_spread,
         "memorisation_ratio": float(nearest_distances(features, reference.train_features).mean())
         / reference.holdout_nearest,
@@ -87,7 +89,9 @@ def score_run(run: Path, reference, count: int, first_seed: int, cache: dict, ec
     points, strips = [], []
     checkpoints = kept_checkpoints(run)
     if not checkpoints:
-        raise click.BadParameter(f"{run} holds no checkpoint (checkpoint.pt or checkpoints/epoch*.pt)", param_hint="RUN")
+        raise click.BadParameter(
+            f"{run} holds no checkpoint (checkpoint.pt or checkpoints/epoch*.pt)", param_hint="RUN"
+        )
     with click.progressbar(checkpoints, label=f"scoring {run.name}", file=sys.stderr) as bar:
         for path in bar:
             try:
@@ -243,8 +247,8 @@ def main(runs, data, holdout, count, first_seed, baseline, out):
         click.echo(f"baseline: {source}")
     out.mkdir(parents=True, exist_ok=True)
     text = table(points, floors, base)
-    write_text_atomic(cache_path, json.dumps({"settings": settings, "scores": cache, "floors": floors,
-                                              "baseline": base, "points": [p.__dict__ for p in points]}, indent=1))  # fmt: skip
+    saved = {"settings": settings, "scores": cache, "floors": floors, "baseline": base}
+    write_text_atomic(cache_path, json.dumps({**saved, "points": [p.__dict__ for p in points]}, indent=1))
     write_text_atomic(out / "curve.md", f"Seeds {first_seed} .. {first_seed + count - 1}, EMA generators.\n\n{text}\n")
     plot(points, floors, base, out / "curve.png")
     for name, rows in strips.items():

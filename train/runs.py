@@ -17,11 +17,11 @@ from pathlib import Path
 import click
 import torch
 
+from . import distributed
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, retired_settings
 from .config import ModelConfig, TrainConfig, check_combination
 from .data import NoImagesError, SpriteSet, load_folder
 from .download import DownloadError, fetch_pokeapi_sprites
-from . import distributed
 from .loop import FitResult, Trainer, fit, resolve_device
 
 LOCK_NAME = ".lock"  # held (flock) by the dcgan-train process that trains into the run folder
@@ -226,7 +226,9 @@ def _run(job: Job, stop: threading.Event | None, show_progress: bool, stop_on_co
     layout = ", channels-last" if t.cfg.channels_last else ""
     world = t.group.world
     ranks = f" on {world} processes" if world > 1 else ""
-    batch = f"batch {t.cfg.batch_size} x {world} = {t.cfg.batch_size * world}" if world > 1 else f"batch {t.cfg.batch_size}"
+    batch = f"batch {t.cfg.batch_size}"
+    if world > 1:
+        batch += f" x {world} = {t.cfg.batch_size * world}"
     click.echo(
         f"Training on {t.device}{ranks} ({precision}{layout}): {batch}, "
         f"{len(job.data) // (t.cfg.batch_size * world)} steps/epoch, to epoch {job.epochs} -> {job.run_dir}"

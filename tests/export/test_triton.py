@@ -15,9 +15,9 @@ from tritonclient.utils import np_to_triton_dtype
 
 from dcgan.export import triton
 from dcgan.export.cli import main as export_main
-from dcgan.train.demo import demo_checkpoint
 from dcgan.serve.generator import SHIPPED
 from dcgan.train.config import ModelConfig
+from dcgan.train.demo import demo_checkpoint
 
 SCALE_DOC = Path(__file__).resolve().parents[2] / "docs" / "scale.md"
 FILES = {"dcgan-rgba8": "generator-rgba8.onnx", "dcgan-fp32": "generator.onnx"}

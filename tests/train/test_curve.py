@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from dcgan.train import curve
 from dcgan.train.cli import main as train_main
 from dcgan.train.curve import MEASURES, STRIP_SEEDS
 from dcgan.train.curve import main as curve_main
-from dcgan.train import curve
 
 
 @pytest.mark.slow
@@ -21,7 +21,12 @@ def test_a_curve_scores_every_kept_checkpoint_once_and_shows_its_sprites(make_sp
     assert result.exit_code == 0, result.output
     scored = []
     score = curve.measure
-    monkeypatch.setattr(curve, "measure", lambda reference, sprites: scored.append(len(sprites)) or score(reference, sprites))
+
+    def counted(reference, sprites):
+        scored.append(len(sprites))
+        return score(reference, sprites)
+
+    monkeypatch.setattr(curve, "measure", counted)
     out = tmp_path / "curve"
     args = [str(run), "--data", str(data), "--holdout", str(holdout), "-n", "204", "--out", str(out)]
     result = CliRunner().invoke(curve_main, args)
@@ -51,8 +56,6 @@ def test_a_curve_scores_every_kept_checkpoint_once_and_shows_its_sprites(make_sp
 def test_a_curve_of_a_folder_without_checkpoints_is_refused_in_one_line(make_sprites, tmp_path):
     data, holdout = make_sprites(48, "train"), make_sprites(12, "holdout", seed=1)
     (tmp_path / "empty").mkdir()
-    result = CliRunner().invoke(
-        curve_main, [str(tmp_path / "empty"), "--data", str(data), "--holdout", str(holdout)]
-    )
+    result = CliRunner().invoke(curve_main, [str(tmp_path / "empty"), "--data", str(data), "--holdout", str(holdout)])
     assert result.exit_code == 2 and "holds no checkpoint" in result.output
     assert "Traceback" not in result.output

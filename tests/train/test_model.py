@@ -181,3 +181,44 @@ def test_the_palette_softmax_hardens_into_the_sampled_choice_as_the_temperature_
     head.temperature = 1.0
     g.train()(z)[:, :3].mean().backward()  # in training both the scores and the colours learn
     assert head.choose.weight.grad.abs().sum() > 0 and head.colours.weight.grad.abs().sum() > 0
+
+
+def test_colour_collision_counts_how_often_a_sprite_s_opaque_pixels_share_a_colour():
+    from dcgan.train.loop import colour_collision
+
+    noise = torch.Generator().manual_seed(0)
+    one = torch.full((1, 4, 32, 32), 0.3)
+    one[:, 3] = 1
+    halves = one.clone()
+    halves[:, 0, :, 16:] = -0.7  # two colours, a half each
+    under = halves.clone()
+    under[:, 3, :, 16:] = -1  # the second colour transparent: only one colour counts
+    noisy = torch.rand(1, 4, 32, 32, generator=noise) * 2 - 1
+    noisy[:, 3] = 1
+    values = [colour_collision(x, noise).item() for x in (one, halves, under, noisy)]
+    assert values[0] == pytest.approx(1.0) and values[2] == pytest.approx(1.0)
+    assert 0.35 < values[1] < 0.65  # two colours: about half the pairs share one
+    assert values[3] < 0.05
+
+
+def test_the_colour_spread_term_spreads_a_palette_sprite_over_more_colours():
+    from dcgan.train.loop import colour_collision
+
+    torch.manual_seed(0)
+    g, _ = build_models(ModelConfig(ngf=4, generator="palette"))
+    g.main.head.temperature = 0.05
+    z = torch.randn(4, 100)
+    noise = torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(g.parameters(), lr=1e-2)
+    with torch.no_grad():
+        g.eval()(z)
+        before = colour_collision(g(z), noise).mean().item()  # the hard choice, as sampled
+    g.train()
+    for _ in range(30):
+        opt.zero_grad()
+        colour_collision(g(z), noise).mean().backward()
+        opt.step()
+    g.eval()
+    with torch.no_grad():
+        after = colour_collision(g(z), noise).mean().item()
+    assert after < 0.5 * before, (before, after)  # so the sampled, hard-chosen sprite uses more distinct colours
