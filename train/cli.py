@@ -91,9 +91,9 @@ def check_new_run_dir(path: Path) -> None:
     help="palette: images to a hard softmax.",
 )
 @click.option(
-    "--colour-spread",
+    "--colour-variety",
     type=click.FloatRange(min=0),
-    default=TRAIN_DEFAULTS.colour_spread,
+    default=TRAIN_DEFAULTS.colour_variety,
     help="Against few colours.",
 )
 @click.option("--ndf", type=click.IntRange(min=1), default=MODEL_DEFAULTS.ndf, help="Discriminator width.")

@@ -141,9 +141,9 @@ class TrainConfig:
     ema_half_life: int = 20000  # images over which the EMA generator's weights halve their lag; 0: no EMA
     # images over which the palette generator's softmax temperature falls from 1 to nearly hard (log-linearly)
     palette_anneal: int = 300_000
-    # weight of the colour-spread term: G is penalised where a sprite's opaque pixels share a colour more often than
+    # weight of the colour-variety term: G is penalised where a sprite's opaque pixels share a colour more often than
     # the real sprites of the same batch do (loop.colour_collision); 0: off
-    colour_spread: float = 0.0
+    colour_variety: float = 0.0
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -154,7 +154,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "sample_every", "lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("gp_weight", "ema_half_life", "keep_every", "palette_anneal", "colour_spread"):
+        for name in ("gp_weight", "ema_half_life", "keep_every", "palette_anneal", "colour_variety"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (off) or positive, got {getattr(self, name)}")
 

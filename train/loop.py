@@ -272,10 +272,10 @@ class Trainer:
         # generator: make the discriminator score its sprites as real
         with self.autocast():
             loss_g = generator_loss(self.cfg.loss, self.D(augment(fake)).float())
-        if self.cfg.colour_spread > 0:  # no more shared colours than the real sprites of this batch have
+        if self.cfg.colour_variety > 0:  # no more shared colours than the real sprites of this batch have
             target = colour_collision(real, self.noise).mean()
             excess = (colour_collision(fake, self.noise) - target).clamp_min(0).mean()
-            loss_g = loss_g + self.cfg.colour_spread * excess
+            loss_g = loss_g + self.cfg.colour_variety * excess
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         distributed.average_gradients(self.group, self.G)

@@ -201,7 +201,7 @@ def test_colour_collision_counts_how_often_a_sprite_s_opaque_pixels_share_a_colo
     assert values[3] < 0.05
 
 
-def test_the_colour_spread_term_spreads_a_palette_sprite_over_more_colours():
+def test_the_colour_variety_term_spreads_a_palette_sprite_over_more_colours():
     from dcgan.train.loop import colour_collision
 
     torch.manual_seed(0)
@@ -216,7 +216,7 @@ def test_the_colour_spread_term_spreads_a_palette_sprite_over_more_colours():
     g.train()
     for _ in range(30):
         opt.zero_grad()
-        colour_collision(g(z), noise).mean().backward()
+        colour_collision(g(z), noise).mean().backward()  # on the training mix, as the trainer does
         opt.step()
     g.eval()
     with torch.no_grad():
