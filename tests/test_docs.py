@@ -25,6 +25,8 @@ MODEL_FIGURES = {
     "resize-vs-palette.png": "the resize generator and the first palette generator",
     "patch-discriminator.png": "palette and resize generators with each discriminator",
     "code-grid-image-prior.png": "the code-grid priors, drawn through their decoder",
+    "long-runs.png": "the resize and palette generators, the same 8 seeds from 18 k to 300 k images",
+    "long-runs-curve.png": "measures of the resize and palette generators' checkpoints (a plot, no sprites)",
 }
 FIGURES_LIMIT = 2_000_000  # bytes, all of docs/'s figures together
 PAGE_LIMITS = {"README.md": 15_000, "docs/experiments.md": 30_000}

@@ -90,12 +90,6 @@ def check_new_run_dir(path: Path) -> None:
     default=TRAIN_DEFAULTS.palette_anneal,
     help="palette: images to a hard softmax.",
 )
-@click.option(
-    "--colour-variety",
-    type=click.FloatRange(min=0),
-    default=TRAIN_DEFAULTS.colour_variety,
-    help="Against few colours.",
-)
 @click.option("--ndf", type=click.IntRange(min=1), default=MODEL_DEFAULTS.ndf, help="Discriminator width.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp/--no-amp", default=TRAIN_DEFAULTS.amp, help="Mixed precision where fast.")
@@ -128,7 +122,7 @@ def check_new_run_dir(path: Path) -> None:
     "--ema-half-life",
     type=click.IntRange(min=0),
     default=TRAIN_DEFAULTS.ema_half_life,
-    help="EMA half-life, img.",
+    help="EMA half-life (images).",
 )
 @click.option(
     "--preset",

@@ -34,6 +34,7 @@ RETIRED_MODEL = {"mbstd_group": 0, "discriminator": "global"}
 RETIRED_TRAIN = {
     "lr_d": 0.0, "lecam": 0.0, "label_smoothing": 0.0, "ada_target": 0.0, "replay": 0.0, "instance_noise": 0.0,
     "instance_noise_epochs": None, "d_joint_batch": False, "g_init": "normal", "even_upsampling": False, "r1": 0.0,
+    "colour_variety": 0.0,
 }  # fmt: skip
 # Values that earlier versions allowed for a setting this one keeps, each with the value that stands in for it so the
 # config still parses: the generator is the same whatever D's normalisation or the loss was.
@@ -141,9 +142,6 @@ class TrainConfig:
     ema_half_life: int = 20000  # images over which the EMA generator's weights halve their lag; 0: no EMA
     # images over which the palette generator's softmax temperature falls from 1 to nearly hard (log-linearly)
     palette_anneal: int = 300_000
-    # weight of the colour-variety term: G is penalised where a sprite's opaque pixels share a colour more often than
-    # the real sprites of the same batch do (loop.colour_collision); 0: off
-    colour_variety: float = 0.0
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -154,7 +152,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "sample_every", "lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("gp_weight", "ema_half_life", "keep_every", "palette_anneal", "colour_variety"):
+        for name in ("gp_weight", "ema_half_life", "keep_every", "palette_anneal"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (off) or positive, got {getattr(self, name)}")
 

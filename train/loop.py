@@ -97,26 +97,6 @@ def generator_loss(loss: str, d_gen: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown loss {loss!r}")
 
 
-COLLISION_PIXELS = 256  # pixels drawn from each sprite to measure its colour collision
-COLLISION_SIGMA = 0.125  # the kernel's width in [-1, 1] units: 16 of 255 levels, a 4-bit colour step
-
-
-def colour_collision(images: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
-    """How often two opaque pixels of a sprite share a colour, for each sprite of (B, 4, H, W) in [-1, 1]: over
-    COLLISION_PIXELS pixels drawn at random, the opacity-weighted mean of a Gaussian kernel on their RGB distance.
-    A sprite in one colour scores 1; real sprites about 0.18 (0.12-0.26); the palette generator's 4-colour
-    sprites about 0.49. Differentiable in the colours and in the softmax mix that picks them."""
-    b, c = images.shape[:2]
-    flat = images.float().flatten(2)
-    index = torch.randint(flat.shape[2], (b, 1, COLLISION_PIXELS), generator=noise).to(images.device)
-    picked = torch.gather(flat, 2, index.expand(b, c, COLLISION_PIXELS))
-    rgb, weight = picked[:, :3], (picked[:, 3] + 1) / 2
-    distance = (rgb[:, :, :, None] - rgb[:, :, None, :]).square().sum(1)  # (B, P, P); cdist's gradient fails at 0
-    kernel = torch.exp(-distance / (2 * COLLISION_SIGMA**2))
-    pairs = weight[:, :, None] * weight[:, None, :]
-    return (kernel * pairs).sum((1, 2)) / pairs.sum((1, 2)).clamp_min(1e-6)
-
-
 class Trainer:
     """Models, optimisers and the position in training; `state_dict` is the whole checkpoint."""
 
@@ -272,10 +252,6 @@ class Trainer:
         # generator: make the discriminator score its sprites as real
         with self.autocast():
             loss_g = generator_loss(self.cfg.loss, self.D(augment(fake)).float())
-        if self.cfg.colour_variety > 0:  # no more shared colours than the real sprites of this batch have
-            target = colour_collision(real, self.noise).mean()
-            excess = (colour_collision(fake, self.noise) - target).clamp_min(0).mean()
-            loss_g = loss_g + self.cfg.colour_variety * excess
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         distributed.average_gradients(self.group, self.G)
