@@ -111,7 +111,7 @@ def parity_rows(
             out = run_file(fmt, path, z, device)
             if out is not None:
                 runtime = ("onnxruntime " if fmt.family == "onnx" else "torch.jit ") + device.upper()
-                chosen = generator.cfg.generator.startswith("palette")
+                chosen = generator.cfg.generator == "palette"
                 rows.append(compare(fmt.variant, out, ref, path.name, runtime, chosen=chosen))
     return rows
 

@@ -81,7 +81,7 @@ def check_new_run_dir(path: Path) -> None:
     "--generator",
     type=click.Choice(GENERATORS),
     default=MODEL_DEFAULTS.generator,
-    help="Transposed convs; x2 + conv; 16 colours; + 24 px alpha.",
+    help="paper: transposed convs; resize: x2 + conv; palette: 16 colours.",
 )
 @click.option("--ngf", type=click.IntRange(min=1), default=MODEL_DEFAULTS.ngf, help="Generator width.")
 @click.option(

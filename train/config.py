@@ -20,9 +20,7 @@ LOSSES = ("bce", "wgan-gp")
 # 3x3 convolution, and ends in a stride-1 convolution, so no pixel gets more of a kernel than its neighbours;
 # "palette" is the resize trunk drawing each pixel as one of 16 colours the sprite chooses, or transparency: a
 # softmax while it trains, hardened by an annealed temperature (palette_anneal), and the choice itself when sampled.
-# "palette-shape" is "palette" with the silhouette drawn apart: transparency from a 24x24 map, upsampled smoothly, so
-# that a sprite's outline is one shape rather than the pixels' own choice.
-GENERATORS = ("paper", "resize", "palette", "palette-shape")
+GENERATORS = ("paper", "resize", "palette")
 POLICIES = ("color", "translation", "cutout")  # DiffAugment's, as train/augment.py implements them
 
 # What checkpoints written before a setting existed were trained with (their dicts lack the key).

@@ -222,7 +222,7 @@ class Trainer:
     def train_step(self, real_u8: torch.Tensor) -> dict[str, float]:
         """One discriminator and one generator update on a uint8 batch (B, C, H, W) already on the device."""
         b = real_u8.shape[0]
-        if self.model_cfg.generator.startswith("palette"):
+        if self.model_cfg.generator == "palette":
             self.G.main.head.temperature = palette_temperature(self.images, self.cfg.palette_anneal)
         real = real_u8.float().div_(127.5).sub_(1.0)
         if self.cfg.flip:

@@ -87,38 +87,20 @@ PALETTE_SIZE = 16  # opaque colours a "palette" sprite is drawn in, besides tran
 TEMPERATURE_END = 0.05  # the palette softmax's temperature once annealed: nearly the hard choice
 
 
-SILHOUETTE_SIDE = 24  # "palette-shape": the side of the map its transparency is drawn on
-
-
 class PaletteGenerator(nn.Module):
     """The resize generator drawing like an indexed-colour sprite: instead of a convolution and tanh, each pixel
-    takes one of PALETTE_SIZE colours that the sprite chooses from its 6x6 map, or transparency (PaletteHead).
-    "palette-shape": transparency comes from the SILHOUETTE_SIDE map instead, a 3x3 convolution upsampled
-    bilinearly to full size, so a silhouette is drawn as one smooth shape and each pixel only picks its colour."""
+    takes one of PALETTE_SIZE colours that the sprite chooses from its 6x6 map, or transparency (PaletteHead)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         layers = resize_layers(cfg)[:-2]  # the resize generator without its output convolution and tanh
         self.project = nn.Sequential(*layers[:3])  # (ngf*16) x 6 x 6
         self.stages = nn.Sequential(*layers[3:])  # ngf x 96 x 96
-        self.silhouette_after = None  # index in `stages` of the last layer at SILHOUETTE_SIDE
-        if cfg.generator == "palette-shape":
-            doublings = round(math.log2(SILHOUETTE_SIDE / BASE_SIZE))
-            self.silhouette_after = 4 * doublings - 1  # four layers a stage (resize_stage)
-            self.silhouette = nn.Conv2d(cfg.ngf * 2 ** (cfg.stages - doublings), 1, 3, 1, 1)
-        self.head = PaletteHead(cfg.ngf, cfg.ngf * 2**cfg.stages, PALETTE_SIZE, self.silhouette_after is None)
+        self.head = PaletteHead(cfg.ngf, cfg.ngf * 2**cfg.stages, PALETTE_SIZE)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         coarse = self.project(z)
-        if self.silhouette_after is None:
-            return self.head(self.stages(coarse), coarse)
-        x, alpha = coarse, None
-        for i, layer in enumerate(self.stages):
-            x = layer(x)
-            if i == self.silhouette_after:
-                alpha = self.silhouette(x)
-        alpha = nn.functional.interpolate(alpha, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return self.head(x, coarse, alpha)
+        return self.head(self.stages(coarse), coarse)
 
 
 class PaletteHead(nn.Module):
@@ -130,30 +112,18 @@ class PaletteHead(nn.Module):
     the gradient still flows; in eval mode (grids, export, sampling) each pixel takes the highest-scoring entry, so
     every pixel is exactly one of the sprite's colours or transparent (-1 on all four channels, as sprites load)."""
 
-    def __init__(self, width: int, coarse: int, size: int, transparent_entry: bool = True):
+    def __init__(self, width: int, coarse: int, size: int):
         super().__init__()
         self.size = size
         self.temperature = 1.0  # set by the trainer at each step; not a weight, not in the state dict
         self.colours = nn.Linear(coarse, 3 * size)
-        # entry 0: transparent, unless the silhouette comes from elsewhere (forward's `alpha`)
-        self.choose = nn.Conv2d(width, size + transparent_entry, 3, 1, 1, bias=False)
+        self.choose = nn.Conv2d(width, size + 1, 3, 1, 1, bias=False)  # entry 0: transparent
 
-    def forward(self, features: torch.Tensor, coarse: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
-        """`alpha`: (B, 1, H, W) opacity scores (> 0: opaque) where the silhouette is drawn apart; trained through
-        a sigmoid over the same temperature."""
+    def forward(self, features: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         n, _, h, w = features.shape
         rgb = torch.tanh(self.colours(coarse.mean(dim=(2, 3)))).reshape(n, 3, self.size)  # in [-1, 1]
-        opaque = torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1)  # (B, 4, size)
-        if alpha is not None:
-            scores = self.choose(features).flatten(2)  # (B, size, H*W)
-            if self.training:
-                weights = (scores.float() / self.temperature).softmax(1).to(opaque.dtype)
-                shown = torch.sigmoid(alpha.float() / self.temperature).to(opaque.dtype)
-                return shown * torch.bmm(opaque, weights).reshape(n, 4, h, w) - (1 - shown)
-            index = scores.argmax(1, keepdim=True).expand(n, 4, h * w)
-            chosen = torch.gather(opaque, 2, index).reshape(n, 4, h, w)
-            return torch.where(alpha > 0, chosen, torch.full_like(chosen, -1.0))
         # (B, 4, 1 + size): entry 0 transparent, then the opaque colours
+        opaque = torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1)
         entries = torch.cat([torch.full_like(opaque[:, :, :1], -1.0), opaque], dim=2)
         scores = self.choose(features).flatten(2)  # (B, 1 + size, H*W)
         if self.training:

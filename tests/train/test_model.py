@@ -181,28 +181,3 @@ def test_the_palette_softmax_hardens_into_the_sampled_choice_as_the_temperature_
     head.temperature = 1.0
     g.train()(z)[:, :3].mean().backward()  # in training both the scores and the colours learn
     assert head.choose.weight.grad.abs().sum() > 0 and head.colours.weight.grad.abs().sum() > 0
-
-
-def test_palette_shape_draws_its_silhouette_apart_from_its_colours():
-    torch.manual_seed(0)
-    g, _ = build_models(ModelConfig(ngf=4, generator="palette-shape"))
-    z = torch.randn(3, 100)
-    g.eval()
-    with torch.no_grad():
-        g.main.head.choose.weight.mul_(50)
-        before = g(z)
-        g.main.head.choose.weight.copy_(torch.randn_like(g.main.head.choose.weight) * 50)
-        after = g(z)
-        assert torch.equal(before[:, 3], after[:, 3])  # new colour choices, the same silhouette
-        assert not torch.equal(before[:, :3], after[:, :3])
-        assert set(after[:, 3].unique().tolist()) <= {-1.0, 1.0}
-        for bias, alpha in ((20.0, 1.0), (-20.0, -1.0)):  # the 24x24 map alone decides what is shown
-            g.main.silhouette.bias.fill_(bias)
-            sprites = g(z)
-            assert (sprites[:, 3] == alpha).all()
-        assert (sprites == -1).all()  # nothing shown: transparent black, as sprites load
-        g.main.silhouette.bias.zero_()
-    g.train()
-    g.main.head.temperature = 0.05
-    g(z).mean().backward()  # in training the silhouette learns through the same temperature
-    assert g.main.silhouette.weight.grad.abs().sum() > 0
