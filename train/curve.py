@@ -38,6 +38,7 @@ MEASURES = (
 STRIP_SEEDS = 16
 FIRST_SEED = 700_000  # past the grid, watch and selection seeds: sprites no choice was made on
 CACHE_VERSION = 1
+NDB_NOTE = "NDB: the mean over disjoint sets of the holdout's size, ± its standard error."
 
 
 @dataclass
@@ -64,10 +65,18 @@ def measure(reference, sprites: np.ndarray) -> dict[str, float]:
     """MEASURES of `sprites` against `reference` (dcgan.train.metrics.Reference), computed as Reference.score
     computes them, without the measures the curve does not draw."""
     from .likeness import likeness, two_sample_accuracy
-    from .metrics import finish_levels, mean_pairwise_distance, nearest_distances, pixel_features, subsets
+    from .metrics import (
+        finish_levels,
+        mean_pairwise_distance,
+        nearest_distances,
+        pixel_features,
+        standard_error,
+        subsets,
+    )
 
     features, finished = pixel_features(sprites), finish_levels(sprites)
     size = len(reference.holdout)
+    ndbs = [reference.ndb(features[s]) for s in subsets(len(features), size)]
     values = {
         **likeness(finished, reference.train_spectrum),
         "classifier_accuracy": two_sample_accuracy(
@@ -76,9 +85,10 @@ def measure(reference, sprites: np.ndarray) -> dict[str, float]:
         "diversity_ratio": mean_pairwise_distance(features) / reference.train_spread,
         "memorisation_ratio": float(nearest_distances(features, reference.train_features).mean())
         / reference.holdout_nearest,
-        "ndb": float(np.mean([reference.ndb(features[s]) for s in subsets(len(features), size)])),
+        "ndb": float(np.mean(ndbs)),
     }
-    return {name: values[name] for name, _, _ in MEASURES}
+    spread = {"ndb_se": se} if (se := standard_error(ndbs)) is not None else {}
+    return {**{name: values[name] for name, _, _ in MEASURES}, **spread}
 
 
 def score_run(run: Path, reference, count: int, first_seed: int, cache: dict, echo=click.echo) -> tuple[list, list]:
@@ -116,7 +126,10 @@ def table(points: list[Point], floors: dict[str, float], baseline: dict[str, flo
     rows = [("holdout", "", "", "", floors)] + ([("baseline", "", "", "", baseline)] if baseline else [])
     rows += [(p.run, p.checkpoint, str(p.epoch), f"{p.images:,}", p.metrics) for p in points]
     for run, ckpt, epoch, images, values in rows:
-        lines.append(f"| {run} | {ckpt} | {epoch} | {images} | " + " | ".join(_fmt(values[n]) for n in names) + " |")
+        cells = [_fmt(values[n]) for n in names]
+        if "ndb_se" in values:  # NDB moves most from one set of seeds to another: say how far
+            cells[names.index("ndb")] += f" ± {_fmt(values['ndb_se'])}"
+        lines.append(f"| {run} | {ckpt} | {epoch} | {images} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -249,7 +262,8 @@ def main(runs, data, holdout, count, first_seed, baseline, out):
     text = table(points, floors, base)
     saved = {"settings": settings, "scores": cache, "floors": floors, "baseline": base}
     write_text_atomic(cache_path, json.dumps({**saved, "points": [p.__dict__ for p in points]}, indent=1))
-    write_text_atomic(out / "curve.md", f"Seeds {first_seed} .. {first_seed + count - 1}, EMA generators.\n\n{text}\n")
+    seeds = f"Seeds {first_seed} .. {first_seed + count - 1}, EMA generators."
+    write_text_atomic(out / "curve.md", f"{seeds} {NDB_NOTE}\n\n{text}\n")
     plot(points, floors, base, out / "curve.png")
     for name, rows in strips.items():
         strip(rows, out / f"strip-{name}.png")

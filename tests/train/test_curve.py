@@ -39,7 +39,9 @@ def test_a_curve_scores_every_kept_checkpoint_once_and_shows_its_sprites(make_sp
     assert images == ["48", "96", "144"]  # 48 sprites in batches of 8: 6 steps an epoch
     saved = json.loads((out / "curve.json").read_text())
     assert [p["epoch"] for p in saved["points"]] == [1, 2, 3]
-    assert set(saved["points"][0]["metrics"]) == {name for name, _, _ in MEASURES}
+    assert set(saved["points"][0]["metrics"]) == {name for name, _, _ in MEASURES} | {"ndb_se"}
+    ndb = [r.split(" | ")[-1].strip(" |") for r in rows[1:]]
+    assert " ± " not in ndb[0] and all(" ± " in cell for cell in ndb[1:])  # 17 subsets of 12: a standard error
     assert saved["points"][0]["metrics"] != saved["points"][2]["metrics"]  # the model changed along the run
 
     strip = Image.open(out / "strip-tiny.png")
