@@ -63,7 +63,7 @@ def kept_checkpoints(run: Path) -> list[Path]:
 
 def measure(reference, sprites: np.ndarray) -> dict[str, float]:
     """MEASURES of `sprites` against `reference` (dcgan.train.metrics.Reference), computed as Reference.score
-    computes them, without the measures the curve does not draw."""
+    computes them, without the measures the curve does not draw; and "ndb_se", NDB's standard error over the sets."""
     from .likeness import likeness, two_sample_accuracy
     from .metrics import (
         finish_levels,
